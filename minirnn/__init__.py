@@ -1,0 +1,8 @@
+"""minirnn: recurrent networks in pure NumPy with hand-written forward and backward passes."""
+from .init import manual_seed
+from .layers import Dropout, Embedding, Linear
+from .module import Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+
+__version__ = "0.1.0"
+from .gradcheck import GradcheckReport, gradcheck

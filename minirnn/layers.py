@@ -1,0 +1,141 @@
+"""Linear, Embedding and Dropout, each forward beside its backward."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import init
+from .checks import dtype_of, float_array, index_array, positive_int
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x W^T + b, as torch.nn.Linear.
+
+    x (*, in_features) -> y (*, out_features); weight (out_features, in_features), bias (out_features,).
+    backward(dy (*, out)) -> dx (*, in); dW = dy^T x, db = sum dy over the leading dims.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.dtype = dtype_of(dtype)
+        g = init.resolve(rng)
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = Parameter(init.uniform(g, (out_features, in_features), bound, self.dtype))
+        self.bias = Parameter(init.uniform(g, (out_features,), bound, self.dtype)) if bias else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = float_array("x", x, self.dtype, tuple(range(1, 33)))
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected last dimension in_features={self.in_features}, got shape {x.shape}")
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        self._save(x)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        x = self._pop()
+        dy = np.asarray(dy, dtype=self.dtype)
+        if dy.shape != x.shape[:-1] + (self.out_features,):
+            raise ValueError(f"dy: expected shape {x.shape[:-1] + (self.out_features,)}, got {dy.shape}")
+        dy2 = dy.reshape(-1, self.out_features)
+        self.weight.accumulate(dy2.T @ x.reshape(-1, self.in_features))
+        if self.bias is not None:
+            self.bias.accumulate(dy2.sum(axis=0))
+        return dy @ self.weight.data
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """Row lookup, as torch.nn.Embedding: indices (*) -> vectors (*, embedding_dim).
+
+    weight (num_embeddings, embedding_dim) ~ N(0, 1), the ``padding_idx`` row zero and never updated.
+    backward(dy (*, D)) scatters dy into the looked-up rows and returns None (indices have no gradient).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.num_embeddings = positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim)
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx: expected in [-{num_embeddings}, {num_embeddings}), got {padding_idx}")
+            padding_idx = padding_idx % num_embeddings
+        self.padding_idx = padding_idx
+        self.dtype = dtype_of(dtype)
+        w = init.normal(init.resolve(rng), (num_embeddings, embedding_dim), self.dtype)
+        if padding_idx is not None:
+            w[padding_idx] = 0
+        self.weight = Parameter(w)
+
+    def forward(self, indices: np.ndarray) -> np.ndarray:
+        idx = index_array("indices", indices, self.num_embeddings)
+        self._save(idx)
+        return self.weight.data[idx]
+
+    def backward(self, dy: np.ndarray) -> None:
+        idx = self._pop()
+        dy = np.asarray(dy, dtype=self.dtype)
+        if dy.shape != idx.shape + (self.embedding_dim,):
+            raise ValueError(f"dy: expected shape {idx.shape + (self.embedding_dim,)}, got {dy.shape}")
+        dW = np.zeros_like(self.weight.data)
+        np.add.at(dW, idx.reshape(-1), dy.reshape(-1, self.embedding_dim))   # repeated indices add up
+        if self.padding_idx is not None:
+            dW[self.padding_idx] = 0
+        self.weight.accumulate(dW)
+        return None
+
+    @classmethod
+    def from_pretrained(cls, embeddings: np.ndarray, padding_idx: int | None = None) -> "Embedding":
+        e = np.asarray(embeddings)
+        m = cls(e.shape[0], e.shape[1], padding_idx=padding_idx, dtype=e.dtype)
+        m.weight.data = np.array(e, copy=True)
+        return m
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+
+def check_dropout(p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: expected a probability in [0, 1), got {p!r}")
+    return float(p)
+
+
+def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype) -> np.ndarray:
+    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so evaluation needs no rescaling."""
+    return (rng.random(shape) >= p).astype(dtype) / dtype.type(1.0 - p)
+
+
+class Dropout(Module):
+    """Inverted dropout, active only in training mode: y = x * mask / (1 - p); dx = dy * mask / (1 - p)."""
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.p = check_dropout(p)
+        self.rng = init.resolve(rng)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if not self.training or self.p == 0.0:
+            self._save(None)
+            return x
+        mask = dropout_mask(self.rng, x.shape, self.p, x.dtype)
+        self._save(mask)
+        return x * mask
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        mask = self._pop()
+        return dy if mask is None else dy * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,449 @@
+"""RNN/LSTM/GRU and their cells, all on the one engine (``engine.py``) with pointwise kernels (``kernels.py``).
+
+Names, shapes, defaults and parameter names follow torch.nn. Beyond torch, and said where it applies:
+``nonlinearity='sigmoid'`` (the classic Elman SRN) and ``lengths=`` on the sequence layers (the semantics of
+``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> layer -> ``pad_packed_sequence(total_length=T)``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import engine, init, kernels
+from .checks import dtype_of, float_array, positive_int, shape_is
+from .layers import check_dropout, dropout_mask
+from .module import Module, Parameter
+
+State = Any  # np.ndarray, or (h, c) for the LSTM
+
+
+def _kernel_for(mode: str, nonlinearity: str) -> kernels.Kernel:
+    if mode == "RNN":
+        if nonlinearity not in kernels.RNN_KERNELS:
+            raise ValueError(f"nonlinearity: expected 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
+        return kernels.RNN_KERNELS[nonlinearity]
+    return kernels.LSTM if mode == "LSTM" else kernels.GRU
+
+
+def _accumulate(params: dict[str, Parameter | None], g: engine.Grads) -> None:
+    for key, value in (("W_ih", g.W_ih), ("W_hh", g.W_hh), ("b_ih", g.b_ih), ("b_hh", g.b_hh), ("W_hr", g.W_hr)):
+        p = params.get(key)
+        if p is not None:
+            p.accumulate(value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cells: one time step, the engine run with T = 1
+# ----------------------------------------------------------------------------------------------------------------
+class _CellBase(Module):
+    mode = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.bias = bool(bias)
+        self.nonlinearity = nonlinearity
+        self.kernel = _kernel_for(self.mode, nonlinearity)
+        self.dtype = dtype_of(dtype)
+        g, G, H = init.resolve(rng), self.kernel.gates, self.hidden_size
+        k = 1.0 / math.sqrt(H)
+        self.weight_ih = Parameter(init.uniform(g, (G * H, input_size), k, self.dtype))
+        self.weight_hh = Parameter(init.uniform(g, (G * H, H), k, self.dtype))
+        self.bias_ih = Parameter(init.uniform(g, (G * H,), k, self.dtype)) if bias else None
+        self.bias_hh = Parameter(init.uniform(g, (G * H,), k, self.dtype)) if bias else None
+
+    def _params(self) -> dict[str, Parameter | None]:
+        return {"W_ih": self.weight_ih, "W_hh": self.weight_hh, "b_ih": self.bias_ih, "b_hh": self.bias_hh}
+
+    def _weights(self) -> engine.Weights:
+        p = self._params()
+        return engine.Weights(*(None if p[k] is None else p[k].data for k in ("W_ih", "W_hh", "b_ih", "b_hh")))
+
+    def _state(self, name: str, s: Any, B: int, batched: bool) -> np.ndarray:
+        if s is None:
+            return np.zeros((B, self.hidden_size), dtype=self.dtype)
+        s = float_array(name, s, self.dtype, (2,) if batched else (1,))
+        shape_is(name, s, (B, self.hidden_size) if batched else (self.hidden_size,))
+        return s if batched else s[None]
+
+    def _step(self, x: np.ndarray, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        x = float_array("input", x, self.dtype, (1, 2))
+        batched = x.ndim == 2
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input: expected last dimension input_size={self.input_size}, got shape {x.shape}")
+        x2 = x if batched else x[None]
+        B = x2.shape[0]
+        h0 = self._state("hx", h, B, batched)
+        c0 = self._state("cx", c, B, batched) if self.kernel.has_cell else None
+        _, h1, c1, tape = engine.forward(self.kernel, self._weights(), x2[None], h0, c0)
+        self._save((tape, batched))
+        if not batched:
+            return h1[0], (c1[0] if c1 is not None else None), batched
+        return h1, c1, batched
+
+    def _step_backward(self, dh: Any, dc: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        tape, batched = self._pop()
+        B = tape.X.shape[1]
+        dh = None if dh is None else self._state("dh", dh, B, batched)
+        dc = None if dc is None else self._state("dc", dc, B, batched)
+        dX, dh0, dc0, grads = engine.backward(self.kernel, self._weights(), tape, None, dh, dc)
+        _accumulate(self._params(), grads)
+        dx = dX[0]
+        if not batched:
+            return dx[0], dh0[0], (dc0[0] if dc0 is not None else None)
+        return dx, dh0, dc0
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.mode == "RNN" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        return s
+
+
+class RNNCell(_CellBase):
+    """h' = f(W_ih x + b_ih + W_hh h + b_hh), f in {'tanh', 'relu', 'sigmoid'} ('sigmoid' is beyond torch).
+
+    ``h1 = cell(x, h)``: x (B, input_size) or (input_size,), h of (B, hidden_size)/(hidden_size,) or None (zeros).
+    ``dx, dh = cell.backward(dh1)``: one call per forward call, in reverse order (LIFO).
+    """
+
+    def forward(self, input: np.ndarray, hx: np.ndarray | None = None) -> np.ndarray:
+        h, _, _ = self._step(input, hx, None)
+        return h
+
+    def backward(self, dh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dx, dh0, _ = self._step_backward(dh)
+        return dx, dh0
+
+
+class GRUCell(_CellBase):
+    """torch.nn.GRUCell: ``h1 = cell(x, h)``; ``dx, dh = cell.backward(dh1)``. Equations in ``kernels.GRUKernel``."""
+
+    mode = "GRU"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__(input_size, hidden_size, bias, "tanh", dtype, rng)
+
+    forward = RNNCell.forward
+    backward = RNNCell.backward
+
+
+class LSTMCell(_CellBase):
+    """torch.nn.LSTMCell: ``h1, c1 = cell(x, (h, c))`` or ``cell(x)``; ``dx, (dh, dc) = cell.backward((dh1, dc1))``.
+
+    Either of dh1, dc1 may be None; ``cell.backward(dh1, dc1)`` is accepted too. Equations in ``kernels.LSTMKernel``.
+    """
+
+    mode = "LSTM"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__(input_size, hidden_size, bias, "tanh", dtype, rng)
+
+    def forward(self, input: np.ndarray, hx: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        h, c = _pair("hx", hx)
+        h1, c1, _ = self._step(input, h, c)
+        return h1, c1
+
+    def backward(self, dhc: Any, dc: np.ndarray | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        dh, dc = _pair("grad", dhc) if isinstance(dhc, (tuple, list)) else (dhc, dc)
+        dx, dh0, dc0 = self._step_backward(dh, dc)
+        return dx, (dh0, dc0)
+
+
+def _pair(name: str, value: Any) -> tuple[Any, Any]:
+    if value is None:
+        return None, None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a pair (h, c) or None, got {type(value).__name__}")
+    return value[0], value[1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sequence layers: stacking, directions, dropout between layers and lengths around the engine
+# ----------------------------------------------------------------------------------------------------------------
+class _TimeMap:
+    """How each direction visits time. Forward: as given. Reverse: each sequence from its own last valid step.
+
+    ``rev`` (T, B) maps step t of the reversed run to the original step of sequence b; it is its own inverse,
+    so the same gather takes inputs into reversed time and outputs back. ``mask`` (T, B, 1) or None.
+    """
+
+    def __init__(self, T: int, B: int, lengths: np.ndarray | None, dtype) -> None:
+        self.lengths = lengths
+        self.cols = np.arange(B)
+        if lengths is None:
+            self.mask = None
+            self.rev = None
+        else:
+            t = np.arange(T)[:, None]
+            self.mask = (t < lengths[None, :]).astype(dtype)[:, :, None]
+            self.rev = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+    def reverse(self, a: np.ndarray) -> np.ndarray:
+        return a[::-1] if self.rev is None else a[self.rev, self.cols]
+
+
+class _RNNBase(Module):
+    mode = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.nonlinearity = nonlinearity
+        self.kernel = _kernel_for(self.mode, nonlinearity)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = check_dropout(dropout)
+        self.bidirectional = bool(bidirectional)
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+            raise ValueError(f"proj_size: expected a non-negative integer, got {proj_size!r}")
+        if proj_size and self.mode != "LSTM":
+            raise ValueError(f"proj_size: only LSTM supports a projection, got proj_size={proj_size} for {self.mode}")
+        if proj_size >= hidden_size and proj_size:
+            raise ValueError(f"proj_size: expected less than hidden_size={hidden_size}, got {proj_size}")
+        self.proj_size = int(proj_size)
+        self.dtype = dtype_of(dtype)
+        self.rng = init.resolve(rng)
+        D, G, H = self.num_directions, self.kernel.gates, self.hidden_size
+        P = self.proj_size or H
+        k = 1.0 / math.sqrt(H)
+        for layer in range(self.num_layers):
+            layer_input = input_size if layer == 0 else P * D
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                setattr(self, "weight_ih" + sfx, Parameter(init.uniform(self.rng, (G * H, layer_input), k, self.dtype)))
+                setattr(self, "weight_hh" + sfx, Parameter(init.uniform(self.rng, (G * H, P), k, self.dtype)))
+                if bias:
+                    setattr(self, "bias_ih" + sfx, Parameter(init.uniform(self.rng, (G * H,), k, self.dtype)))
+                    setattr(self, "bias_hh" + sfx, Parameter(init.uniform(self.rng, (G * H,), k, self.dtype)))
+                if self.proj_size:
+                    setattr(self, "weight_hr" + sfx, Parameter(init.uniform(self.rng, (P, H), k, self.dtype)))
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _out_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def _params(self, layer: int, d: int) -> dict[str, Parameter | None]:
+        sfx = f"_l{layer}" + ("_reverse" if d else "")
+        names = {"W_ih": "weight_ih", "W_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh", "W_hr": "weight_hr"}
+        return {k: self._parameters.get(v + sfx) for k, v in names.items()}
+
+    def _weights(self, layer: int, d: int) -> engine.Weights:
+        p = self._params(layer, d)
+        return engine.Weights(*(None if p[k] is None else p[k].data for k in ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")))
+
+    # ---- argument handling ------------------------------------------------------------------------------
+    def _lengths(self, lengths: Any, T: int, B: int) -> np.ndarray | None:
+        if lengths is None:
+            return None
+        arr = np.asarray(lengths)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
+        if arr.shape != (B,):
+            raise ValueError(f"lengths: expected one length per sequence, shape ({B},), got shape {arr.shape}")
+        if arr.size and (arr.min() < 1 or arr.max() > T):
+            raise ValueError(f"lengths: expected every length in [1, T={T}], got min {arr.min()}, max {arr.max()}")
+        return arr.astype(np.int64)
+
+    def _state(self, name: str, s: Any, B: int, batched: bool, size: int) -> np.ndarray:
+        LD = self.num_layers * self.num_directions
+        if s is None:
+            return np.zeros((LD, B, size), dtype=self.dtype)
+        s = float_array(name, s, self.dtype, (3,) if batched else (2,))
+        shape_is(name, s, (LD, B, size) if batched else (LD, size))
+        return s if batched else s[:, None, :]
+
+    def _to_seq_first(self, name: str, a: np.ndarray, batched: bool) -> np.ndarray:
+        if not batched:
+            return a[:, None, :]
+        return a.transpose(1, 0, 2) if self.batch_first else a
+
+    def _from_seq_first(self, a: np.ndarray, batched: bool) -> np.ndarray:
+        if not batched:
+            return a[:, 0, :]
+        return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
+
+    # ---- forward and BPTT -----------------------------------------------------------------------------------
+    def _run(self, x: np.ndarray, h0: Any, c0: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        x = float_array("input", x, self.dtype, (2, 3))
+        batched = x.ndim == 3
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input: expected last dimension input_size={self.input_size}, got shape {x.shape}")
+        X = self._to_seq_first("input", x, batched)
+        T, B, _ = X.shape
+        if T == 0 or B == 0:
+            raise ValueError(f"input: expected at least one time step and one sequence, got shape {x.shape}")
+        lens = self._lengths(lengths, T, B) if batched else self._lengths(lengths, T, 1)
+        h0 = self._state("hx" if self.mode != "LSTM" else "h_0", h0, B, batched, self._out_size)
+        c0 = self._state("c_0", c0, B, batched, self.hidden_size) if self.kernel.has_cell else None
+        tm = _TimeMap(T, B, lens, self.dtype)
+        D = self.num_directions
+        layer_in, tapes, drops, h_n = X, [], [], []
+        c_n = [] if c0 is not None else None
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                k = layer * D + d
+                Xd = layer_in if d == 0 else tm.reverse(layer_in)
+                out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d), Xd, h0[k],
+                                                 None if c0 is None else c0[k], tm.mask)
+                outs.append(out if d == 0 else tm.reverse(out))
+                tapes.append(tape)
+                h_n.append(h)
+                if c_n is not None:
+                    c_n.append(c)
+            layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+            drop = None
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                drop = dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype)
+                layer_in = layer_in * drop
+            drops.append(drop)
+        self._save((tapes, drops, tm, batched, x.shape))
+        out = self._from_seq_first(layer_in, batched)
+        hn = np.stack(h_n)
+        cn = np.stack(c_n) if c_n is not None else None
+        if not batched:
+            hn = hn[:, 0]
+            cn = cn[:, 0] if cn is not None else None
+        return out, hn, cn
+
+    def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        tapes, drops, tm, batched, x_shape = self._pop()
+        D, P = self.num_directions, self._out_size
+        T, B = tapes[0].X.shape[:2]
+        out_shape = x_shape[:-1] + (D * P,)
+        if dout is not None:
+            dout = float_array("dout", dout, self.dtype, (len(x_shape),))
+            shape_is("dout", dout, out_shape)
+            dout = self._to_seq_first("dout", dout, batched)
+        dh_n = None if dh_n is None else self._state("dh_n", dh_n, B, batched, P)
+        dc_n = None if dc_n is None else self._state("dc_n", dc_n, B, batched, self.hidden_size)
+        dh0 = np.zeros((self.num_layers * D, B, P), dtype=self.dtype)
+        dc0 = np.zeros((self.num_layers * D, B, self.hidden_size), dtype=self.dtype) if self.kernel.has_cell else None
+        d_layer_out = dout
+        for layer in range(self.num_layers - 1, -1, -1):
+            if drops[layer] is not None and d_layer_out is not None:
+                d_layer_out = d_layer_out * drops[layer]
+            d_layer_in = None
+            for d in range(D):
+                k = layer * D + d
+                dout_d = None
+                if d_layer_out is not None:
+                    dout_d = d_layer_out[:, :, d * P:(d + 1) * P]
+                    if d == 1:
+                        dout_d = tm.reverse(dout_d)
+                dX, dh, dc, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[k], dout_d,
+                                                    None if dh_n is None else dh_n[k],
+                                                    None if dc_n is None else dc_n[k])
+                _accumulate(self._params(layer, d), grads)
+                dh0[k] = dh
+                if dc0 is not None:
+                    dc0[k] = dc
+                if d == 1:
+                    dX = tm.reverse(dX)
+                d_layer_in = dX if d_layer_in is None else d_layer_in + dX
+            d_layer_out = d_layer_in
+        dx = self._from_seq_first(d_layer_out, batched)
+        if not batched:
+            dh0 = dh0[:, 0]
+            dc0 = dc0[:, 0] if dc0 is not None else None
+        return dx, dh0, dc0
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("proj_size", 0)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        if self.mode == "RNN" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        return s
+
+
+class RNN(_RNNBase):
+    """Elman RNN, as torch.nn.RNN: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), f = tanh | relu | sigmoid.
+
+    ``out, h_n = rnn(x, h0=None, lengths=None)``
+        x     (T, B, input_size), (B, T, input_size) with batch_first, or unbatched (T, input_size)
+        h0    (num_layers * D, B, H) whatever batch_first is ((num_layers * D, H) unbatched), None -> zeros
+        out   (T, B, D * H) (batch_first: (B, T, D * H)),   h_n like h0.     D = 2 if bidirectional else 1
+    ``dx, dh0 = rnn.backward(dout, dh_n)``: either argument may be None; shapes as out and h_n.
+
+    Beyond torch: ``nonlinearity='sigmoid'``; ``lengths`` (B,) ints in [1, T] = pack_padded_sequence(x, lengths,
+    enforce_sorted=False) -> rnn -> pad_packed_sequence(total_length=T): outputs past a length are 0, h_n is each
+    sequence's state at its own last step, the reverse direction starts at each sequence's own end.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
+                         bidirectional, 0, dtype, rng)
+
+    def forward(self, input: np.ndarray, hx: np.ndarray | None = None, lengths: Any = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        out, hn, _ = self._run(input, hx, None, lengths)
+        return out, hn
+
+    def backward(self, dout: np.ndarray | None = None, dh_n: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        dx, dh0, _ = self._run_backward(dout, dh_n, None)
+        return dx, dh0
+
+
+class GRU(RNN):
+    """torch.nn.GRU (equations in ``kernels.GRUKernel``); shapes, ``lengths`` and backward as ``RNN``."""
+
+    mode = "GRU"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+        _RNNBase.__init__(self, input_size, hidden_size, num_layers, "tanh", bias, batch_first, dropout,
+                          bidirectional, 0, dtype, rng)
+
+
+class LSTM(_RNNBase):
+    """torch.nn.LSTM (equations in ``kernels.LSTMKernel``), gates (i, f, g, o), optional ``proj_size``.
+
+    ``out, (h_n, c_n) = lstm(x, (h0, c0))`` or ``lstm(x)``; h0/h_n (num_layers * D, B, P), c0/c_n
+    (num_layers * D, B, H), P = proj_size or H; out (T, B, D * P). ``lengths`` as for ``RNN`` (beyond torch).
+    ``dx, (dh0, dc0) = lstm.backward(dout, (dh_n, dc_n))``: any of these may be None.
+    """
+
+    mode = "LSTM"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__(input_size, hidden_size, num_layers, "tanh", bias, batch_first, dropout, bidirectional,
+                         proj_size, dtype, rng)
+
+    def forward(self, input: np.ndarray, hx: tuple[np.ndarray, np.ndarray] | None = None, lengths: Any = None
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        h0, c0 = _pair("hx", hx)
+        out, hn, cn = self._run(input, h0, c0, lengths)
+        return out, (hn, cn)
+
+    def backward(self, dout: np.ndarray | None = None, dstate: tuple[Any, Any] | None = None
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        dh_n, dc_n = _pair("dstate", dstate)
+        dx, dh0, dc0 = self._run_backward(dout, dh_n, dc_n)
+        return dx, (dh0, dc0)
