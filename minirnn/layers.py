@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from . import init
+from . import checks
 from .checks import dtype_of, float_array, index_array, positive_int
 from .module import Module, Parameter
 
@@ -22,6 +23,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
+        bias = checks.flag("bias", bias)
         self.dtype = dtype_of(dtype)
         g = init.resolve(rng)
         bound = 1.0 / math.sqrt(in_features)
@@ -29,9 +31,8 @@ class Linear(Module):
         self.bias = Parameter(init.uniform(g, (out_features,), bound, self.dtype)) if bias else None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = float_array("x", x, self.dtype, tuple(range(1, 33)))
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"x: expected last dimension in_features={self.in_features}, got shape {x.shape}")
+        x = float_array("x", x, self.dtype, range(1, 65), "(*, in_features)")
+        checks.last_dim("x", x, self.in_features, "in_features")
         y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
@@ -39,10 +40,10 @@ class Linear(Module):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        x = self._pop()
-        dy = np.asarray(dy, dtype=self.dtype)
-        if dy.shape != x.shape[:-1] + (self.out_features,):
-            raise ValueError(f"dy: expected shape {x.shape[:-1] + (self.out_features,)}, got {dy.shape}")
+        x = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        dy = float_array("dy", dy, self.dtype, (x.ndim,), "(*, out_features)")
+        checks.shape_is("dy", dy, x.shape[:-1] + (self.out_features,), "(*, out_features)")
+        self._pop()
         dy2 = dy.reshape(-1, self.out_features)
         self.weight.accumulate(dy2.T @ x.reshape(-1, self.in_features))
         if self.bias is not None:
@@ -65,10 +66,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"padding_idx: expected in [-{num_embeddings}, {num_embeddings}), got {padding_idx}")
-            padding_idx = padding_idx % num_embeddings
+        padding_idx = checks.optional_index("padding_idx", padding_idx, self.num_embeddings)
         self.padding_idx = padding_idx
         self.dtype = dtype_of(dtype)
         w = init.normal(init.resolve(rng), (num_embeddings, embedding_dim), self.dtype)
@@ -82,10 +80,10 @@ class Embedding(Module):
         return self.weight.data[idx]
 
     def backward(self, dy: np.ndarray) -> None:
-        idx = self._pop()
-        dy = np.asarray(dy, dtype=self.dtype)
-        if dy.shape != idx.shape + (self.embedding_dim,):
-            raise ValueError(f"dy: expected shape {idx.shape + (self.embedding_dim,)}, got {dy.shape}")
+        idx = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        dy = float_array("dy", dy, self.dtype, (idx.ndim + 1,), "(*indices.shape, embedding_dim)")
+        checks.shape_is("dy", dy, idx.shape + (self.embedding_dim,), "(*indices.shape, embedding_dim)")
+        self._pop()
         dW = np.zeros_like(self.weight.data)
         np.add.at(dW, idx.reshape(-1), dy.reshape(-1, self.embedding_dim))   # repeated indices add up
         if self.padding_idx is not None:
@@ -95,7 +93,7 @@ class Embedding(Module):
 
     @classmethod
     def from_pretrained(cls, embeddings: np.ndarray, padding_idx: int | None = None) -> "Embedding":
-        e = np.asarray(embeddings)
+        e = float_array("embeddings", embeddings, None, (2,), "(num_embeddings, embedding_dim)")
         m = cls(e.shape[0], e.shape[1], padding_idx=padding_idx, dtype=e.dtype)
         m.weight.data = np.array(e, copy=True)
         return m
@@ -105,10 +103,8 @@ class Embedding(Module):
             f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
-def check_dropout(p: float) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: expected a probability in [0, 1), got {p!r}")
-    return float(p)
+def check_dropout(p: float, name: str = "dropout") -> float:
+    return checks.probability(name, p)
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype) -> np.ndarray:
@@ -121,20 +117,23 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        self.p = check_dropout(p)
+        self.p = check_dropout(p, "p")
         self.rng = init.resolve(rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
+        x = float_array("x", x, None, range(0, 65))
         if not self.training or self.p == 0.0:
-            self._save(None)
+            self._save((None, x.shape, x.dtype))
             return x
         mask = dropout_mask(self.rng, x.shape, self.p, x.dtype)
-        self._save(mask)
+        self._save((mask, x.shape, x.dtype))
         return x * mask
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        mask = self._pop()
+        mask, shape, dtype = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        dy = float_array("dy", dy, dtype, (len(shape),), "(the shape of the forward's input)")
+        checks.shape_is("dy", dy, shape, "(the shape of the forward's input)")
+        self._pop()
         return dy if mask is None else dy * mask
 
     def extra_repr(self) -> str:

@@ -11,7 +11,7 @@ import contextlib
 import threading
 import warnings
 from collections import OrderedDict
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,24 @@ def enable_grad() -> Iterator[None]:
         yield
     finally:
         _state.grad_enabled = previous
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns, as torch's ``_IncompatibleKeys``."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """A NumPy array from an array, a list, or a torch tensor (``.detach().cpu().numpy()``), without importing torch."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu()
+    if hasattr(value, "numpy") and not isinstance(value, np.generic):
+        return np.asarray(value.numpy())
+    return np.asarray(value)
 
 
 class Parameter:
@@ -180,13 +198,25 @@ class Module:
         """Copies of every parameter under torch's names (``weight_ih_l0``, ``fc.weight``, ...)."""
         return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
-        """Load arrays by name, all or nothing.
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> "IncompatibleKeys":
+        """Load arrays by name, all or nothing, as ``torch.nn.Module.load_state_dict``.
 
-        Every missing, unexpected (when ``strict``) and mis-shaped key is reported at once in one error, and
-        nothing is changed when it fails. Returns ``(missing_keys, unexpected_keys)`` as torch does.
+        Every problem is reported at once in one ValueError, and nothing is changed when it fails:
+        a mis-shaped value, a value that is not a real number array (complex, bool, strings, objects), a finite
+        value that overflows the parameter's dtype (1e300 into float32), and with ``strict=True`` (the default)
+        every missing and unexpected key. Integer and other float dtypes are cast to the parameter's dtype (torch's
+        ``copy_``); NaN and inf are loaded as they are (torch does the same; ``minirnn.save`` refuses them).
+        Values are copied into the existing parameter arrays, so references to ``p.data`` stay valid.
         Values may be NumPy arrays or anything with ``.numpy()``/``__array__`` (a torch tensor).
+
+        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, a namedtuple like torch's ``_IncompatibleKeys``
+        (empty lists after a strict load; with ``strict=False`` the keys that were skipped).
         """
+        from .checks import flag
+
+        strict = flag("strict", strict)
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a mapping of parameter names to arrays, got {type(state_dict).__name__}")
         own = OrderedDict(self.named_parameters())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -195,26 +225,40 @@ class Module:
         for k, p in own.items():
             if k not in state_dict:
                 continue
-            value = state_dict[k]
-            if hasattr(value, "detach"):
-                value = value.detach().cpu().numpy()
-            arr = np.asarray(value)
-            if arr.shape != p.data.shape:
-                problems.append(f"{k}: expected shape {p.data.shape}, got {arr.shape}")
-            elif not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            try:
+                arr = _to_numpy(state_dict[k])
+            except Exception as e:  # a tensor that cannot become numpy, a ragged list, ...
+                problems.append(f"{k}: expected a real numeric array, got {type(state_dict[k]).__name__} ({e})")
+                continue
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)) \
+                    or arr.dtype == np.bool_:
                 problems.append(f"{k}: expected a real numeric array, got dtype {arr.dtype}")
+            elif arr.shape != p.data.shape:
+                problems.append(f"{k}: expected shape {p.data.shape}, got {arr.shape}")
             else:
-                staged[k] = arr.astype(p.data.dtype, copy=True)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    cast = arr.astype(p.data.dtype, copy=True)
+                if np.issubdtype(arr.dtype, np.floating) and not np.array_equal(
+                        np.isfinite(arr), np.isfinite(cast)):
+                    problems.append(f"{k}: values overflow the parameter's dtype {p.data.dtype} "
+                                    f"(largest magnitude {np.nanmax(np.abs(arr[np.isfinite(arr)])):.3g})")
+                else:
+                    staged[k] = cast
         if strict:
-            problems += [f"missing key {k}" for k in missing]
-            problems += [f"unexpected key {k}" for k in unexpected]
+            problems += [f"missing key {k!r}" for k in missing]
+            problems += [f"unexpected key {k!r}" for k in unexpected]
         if problems:
             raise ValueError(
-                f"load_state_dict into {type(self).__name__} failed; nothing was changed:\n  " + "\n  ".join(problems)
+                f"load_state_dict into {type(self).__name__} failed ({len(problems)} problem"
+                f"{'s' if len(problems) > 1 else ''}); nothing was changed:\n  " + "\n  ".join(problems)
             )
         for k, arr in staged.items():
-            own[k].data = np.ascontiguousarray(arr)
-        return missing, unexpected
+            p = own[k]
+            if p.data.flags.writeable and p.data.flags.c_contiguous:
+                p.data[...] = arr
+            else:
+                p.data = np.ascontiguousarray(arr)
+        return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
         return ""

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import engine, init, kernels
+from . import checks
 from .checks import dtype_of, float_array, positive_int, shape_is
 from .layers import check_dropout, dropout_mask
 from .module import Module, Parameter
@@ -21,9 +22,7 @@ State = Any  # np.ndarray, or (h, c) for the LSTM
 
 def _kernel_for(mode: str, nonlinearity: str) -> kernels.Kernel:
     if mode == "RNN":
-        if nonlinearity not in kernels.RNN_KERNELS:
-            raise ValueError(f"nonlinearity: expected 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
-        return kernels.RNN_KERNELS[nonlinearity]
+        return kernels.RNN_KERNELS[checks.choice("nonlinearity", nonlinearity, tuple(kernels.RNN_KERNELS))]
     return kernels.LSTM if mode == "LSTM" else kernels.GRU
 
 
@@ -45,7 +44,7 @@ class _CellBase(Module):
         super().__init__()
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
-        self.bias = bool(bias)
+        self.bias = checks.flag("bias", bias)
         self.nonlinearity = nonlinearity
         self.kernel = _kernel_for(self.mode, nonlinearity)
         self.dtype = dtype_of(dtype)
@@ -66,19 +65,21 @@ class _CellBase(Module):
     def _state(self, name: str, s: Any, B: int, batched: bool) -> np.ndarray:
         if s is None:
             return np.zeros((B, self.hidden_size), dtype=self.dtype)
-        s = float_array(name, s, self.dtype, (2,) if batched else (1,))
-        shape_is(name, s, (B, self.hidden_size) if batched else (self.hidden_size,))
+        what = "(B, hidden_size)" if batched else "(hidden_size,)"
+        s = float_array(name, s, self.dtype, (2,) if batched else (1,), what)
+        shape_is(name, s, (B, self.hidden_size) if batched else (self.hidden_size,), what)
         return s if batched else s[None]
 
     def _step(self, x: np.ndarray, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
-        x = float_array("input", x, self.dtype, (1, 2))
+        x = float_array("input", x, self.dtype, (1, 2), "(B, input_size) or (input_size,)")
         batched = x.ndim == 2
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected last dimension input_size={self.input_size}, got shape {x.shape}")
+        checks.last_dim("input", x, self.input_size, "input_size")
         x2 = x if batched else x[None]
         B = x2.shape[0]
-        h0 = self._state("hx", h, B, batched)
-        c0 = self._state("cx", c, B, batched) if self.kernel.has_cell else None
+        if B == 0:   # torch returns empty outputs; minirnn refuses an empty batch (see checks.py)
+            raise ValueError(f"input: expected at least one sequence (B >= 1) in (B, input_size), got shape {x.shape}")
+        h0 = self._state("hx[0]" if self.kernel.has_cell else "hx", h, B, batched)
+        c0 = self._state("hx[1]", c, B, batched) if self.kernel.has_cell else None
         _, h1, c1, tape = engine.forward(self.kernel, self._weights(), x2[None], h0, c0)
         self._save((tape, batched))
         if not batched:
@@ -86,10 +87,11 @@ class _CellBase(Module):
         return h1, c1, batched
 
     def _step_backward(self, dh: Any, dc: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        tape, batched = self._pop()
+        tape, batched = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
         B = tape.X.shape[1]
         dh = None if dh is None else self._state("dh", dh, B, batched)
         dc = None if dc is None else self._state("dc", dc, B, batched)
+        self._pop()
         dX, dh0, dc0, grads = engine.backward(self.kernel, self._weights(), tape, None, dh, dc)
         _accumulate(self._params(), grads)
         dx = dX[0]
@@ -149,22 +151,19 @@ class LSTMCell(_CellBase):
 
     def forward(self, input: np.ndarray, hx: tuple[np.ndarray, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-        h, c = _pair("hx", hx)
+        h, c = checks.pair("hx", hx, ("h_0", "c_0"), allow_none_items=False)
         h1, c1, _ = self._step(input, h, c)
         return h1, c1
 
     def backward(self, dhc: Any, dc: np.ndarray | None = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        dh, dc = _pair("grad", dhc) if isinstance(dhc, (tuple, list)) else (dhc, dc)
+        if isinstance(dhc, (tuple, list)):
+            if dc is not None:
+                raise TypeError("dc: expected None when the first argument is the pair (dh, dc), got an array")
+            dh, dc = checks.pair("dhc", dhc, ("dh", "dc"))
+        else:
+            dh = dhc
         dx, dh0, dc0 = self._step_backward(dh, dc)
         return dx, (dh0, dc0)
-
-
-def _pair(name: str, value: Any) -> tuple[Any, Any]:
-    if value is None:
-        return None, None
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(f"{name}: expected a pair (h, c) or None, got {type(value).__name__}")
-    return value[0], value[1]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -204,12 +203,11 @@ class _RNNBase(Module):
         self.num_layers = positive_int("num_layers", num_layers)
         self.nonlinearity = nonlinearity
         self.kernel = _kernel_for(self.mode, nonlinearity)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
+        self.bias = checks.flag("bias", bias)
+        self.batch_first = checks.flag("batch_first", batch_first)
         self.dropout = check_dropout(dropout)
-        self.bidirectional = bool(bidirectional)
-        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
-            raise ValueError(f"proj_size: expected a non-negative integer, got {proj_size!r}")
+        self.bidirectional = checks.flag("bidirectional", bidirectional)
+        proj_size = checks.nonnegative_int("proj_size", proj_size)
         if proj_size and self.mode != "LSTM":
             raise ValueError(f"proj_size: only LSTM supports a projection, got proj_size={proj_size} for {self.mode}")
         if proj_size >= hidden_size and proj_size:
@@ -253,21 +251,16 @@ class _RNNBase(Module):
     def _lengths(self, lengths: Any, T: int, B: int) -> np.ndarray | None:
         if lengths is None:
             return None
-        arr = np.asarray(lengths)
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
-        if arr.shape != (B,):
-            raise ValueError(f"lengths: expected one length per sequence, shape ({B},), got shape {arr.shape}")
-        if arr.size and (arr.min() < 1 or arr.max() > T):
-            raise ValueError(f"lengths: expected every length in [1, T={T}], got min {arr.min()}, max {arr.max()}")
-        return arr.astype(np.int64)
+        return checks.lengths_array("lengths", lengths, T, B)
 
     def _state(self, name: str, s: Any, B: int, batched: bool, size: int) -> np.ndarray:
         LD = self.num_layers * self.num_directions
         if s is None:
             return np.zeros((LD, B, size), dtype=self.dtype)
-        s = float_array(name, s, self.dtype, (3,) if batched else (2,))
-        shape_is(name, s, (LD, B, size) if batched else (LD, size))
+        what = "num_layers * num_directions, " + ("B, " if batched else "") + ("proj_size" if size != self.hidden_size
+                                                                             else "hidden_size")
+        s = float_array(name, s, self.dtype, (3,) if batched else (2,), f"({what})")
+        shape_is(name, s, (LD, B, size) if batched else (LD, size), f"({what})")
         return s if batched else s[:, None, :]
 
     def _to_seq_first(self, name: str, a: np.ndarray, batched: bool) -> np.ndarray:
@@ -282,14 +275,18 @@ class _RNNBase(Module):
 
     # ---- forward and BPTT -----------------------------------------------------------------------------------
     def _run(self, x: np.ndarray, h0: Any, c0: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        x = float_array("input", x, self.dtype, (2, 3))
+        layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        x = float_array("input", x, self.dtype, (2, 3), f"{layout} or unbatched (T, input_size)")
         batched = x.ndim == 3
-        if x.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected last dimension input_size={self.input_size}, got shape {x.shape}")
+        checks.last_dim("input", x, self.input_size, "input_size")
         X = self._to_seq_first("input", x, batched)
         T, B, _ = X.shape
-        if T == 0 or B == 0:
-            raise ValueError(f"input: expected at least one time step and one sequence, got shape {x.shape}")
+        if T == 0:   # as torch ("Expected sequence length to be larger than 0")
+            raise ValueError(f"input: expected at least one time step (T >= 1) in {layout}, got shape {x.shape}")
+        if B == 0:   # torch returns empty outputs; minirnn refuses an empty batch (see checks.py)
+            raise ValueError(f"input: expected at least one sequence (B >= 1) in {layout}, got shape {x.shape}")
+        if not batched and lengths is not None and np.ndim(lengths) == 0:
+            lengths = [lengths]
         lens = self._lengths(lengths, T, B) if batched else self._lengths(lengths, T, 1)
         h0 = self._state("hx" if self.mode != "LSTM" else "h_0", h0, B, batched, self._out_size)
         c0 = self._state("c_0", c0, B, batched, self.hidden_size) if self.kernel.has_cell else None
@@ -325,16 +322,18 @@ class _RNNBase(Module):
         return out, hn, cn
 
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        tapes, drops, tm, batched, x_shape = self._pop()
+        # validate against the newest cache before popping it: a bad dout leaves the cache for a corrected retry
+        tapes, drops, tm, batched, x_shape = self._cache[-1] if self._cache else self._pop()
         D, P = self.num_directions, self._out_size
         T, B = tapes[0].X.shape[:2]
         out_shape = x_shape[:-1] + (D * P,)
         if dout is not None:
-            dout = float_array("dout", dout, self.dtype, (len(x_shape),))
-            shape_is("dout", dout, out_shape)
+            dout = float_array("dout", dout, self.dtype, (len(x_shape),), "(the shape of the forward's output)")
+            shape_is("dout", dout, out_shape, "(the shape of the forward's output)")
             dout = self._to_seq_first("dout", dout, batched)
         dh_n = None if dh_n is None else self._state("dh_n", dh_n, B, batched, P)
         dc_n = None if dc_n is None else self._state("dc_n", dc_n, B, batched, self.hidden_size)
+        self._pop()
         dh0 = np.zeros((self.num_layers * D, B, P), dtype=self.dtype)
         dc0 = np.zeros((self.num_layers * D, B, self.hidden_size), dtype=self.dtype) if self.kernel.has_cell else None
         d_layer_out = dout
@@ -438,12 +437,12 @@ class LSTM(_RNNBase):
 
     def forward(self, input: np.ndarray, hx: tuple[np.ndarray, np.ndarray] | None = None, lengths: Any = None
                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        h0, c0 = _pair("hx", hx)
+        h0, c0 = checks.pair("hx", hx, ("h_0", "c_0"), allow_none_items=False)
         out, hn, cn = self._run(input, h0, c0, lengths)
         return out, (hn, cn)
 
     def backward(self, dout: np.ndarray | None = None, dstate: tuple[Any, Any] | None = None
                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        dh_n, dc_n = _pair("dstate", dstate)
+        dh_n, dc_n = checks.pair("dstate", dstate, ("dh_n", "dc_n"))
         dx, dh0, dc0 = self._run_backward(dout, dh_n, dc_n)
         return dx, (dh0, dc0)
