@@ -1,0 +1,510 @@
+"""Checkpoints: ``save``/``load`` to ``.npz`` without pickle, written atomically; PyTorch state_dict interchange.
+
+Saving
+------
+``minirnn.save(obj, path, *, allow_nonfinite=False, **metadata)`` where ``obj`` is
+
+* a ``Module``: its ``state_dict()`` plus its layer configuration (class name and constructor arguments as JSON,
+  see *Configuration* below), so ``minirnn.load_module(path)`` can rebuild it;
+* a flat state dict ``{name: array}`` (a model's, or a torch model's after ``from_torch_state_dict``);
+* any nested state: dicts (str or int keys), lists and tuples of arrays, numbers, strings, bools and None, such
+  as ``optimizer.state_dict()`` or ``{"model": m.state_dict(), "optim": opt.state_dict(), "epoch": 3}``.
+
+``metadata`` are JSON values (str, int, float, bool, None, lists, dicts with str keys; numpy scalars become Python
+numbers) stored beside the state, e.g. ``minirnn.save(m, "m.npz", epoch=3, vocab=["a", "b"])``.
+
+Refused at save time, with a ValueError naming the file and the keys, and with nothing written: NaN or inf in any
+float array or float number of the state, unless ``allow_nonfinite=True``. Arrays must be bool, integer, float or
+complex (object, string and structured arrays would need pickle: TypeError).
+
+The write is atomic: the file is written to a temporary file in the same directory, flushed and fsync'ed, then
+``os.replace``'d over ``path`` and the directory fsync'ed. An interrupted or failing save (an exception, Ctrl-C, a
+full disk) leaves any previous file at ``path`` untouched and removes its temporary file. ``path`` is used as given
+(no ``.npz`` is appended).
+
+The file format (version 1)
+---------------------------
+A zip of ``.npy`` members (what ``numpy.savez`` writes, so ``numpy.load(path)`` reads it too), written and read
+with ``allow_pickle=False``:
+
+* ``__minirnn__``: the header, UTF-8 JSON in a uint8 array: ``{"format": "minirnn.checkpoint", "format_version": 1,
+  "minirnn_version", "kind": "module" | "state_dict" | "tree", "config", "metadata", "structure",
+  "arrays": [[name, shape, dtype], ...]}``. Loading checks every array against this list.
+* one member per array. For a module or a flat state dict the member name is the state-dict key unchanged
+  (``weight_ih_l0``, ``fc.weight``). For nested state it is the path of keys joined by ``/``
+  (``state/0/exp_avg``, ``model/fc.weight``, ``param_groups/0/betas/1`` for an array inside a list); a name
+  already taken (a key that itself holds ``/``) gets a ``~2``, ``~3`` ... suffix, and the reserved name
+  ``__minirnn__`` one too.
+* ``structure`` (nested state only) rebuilds the exact containers: a node is a JSON scalar, or
+  ``{"dict": [[key, node], ...]}`` (int keys stay ints), ``{"list": [...]}``, ``{"tuple": [...]}``,
+  ``{"array": member}`` or ``{"scalar": member}`` (a numpy scalar, stored as a 0-d array).
+
+Loading
+-------
+``ckpt = minirnn.load(path)`` returns ``Checkpoint(state_dict, metadata, config, format_version)``, a namedtuple:
+``state_dict`` is an OrderedDict of arrays for a module or a flat state dict and the rebuilt nested object
+otherwise. Loading never unpickles, imports or runs anything named in the file. A file that is not a minirnn
+checkpoint (a truncated or corrupted file, a plain ``.npz``, a ``.npy``, a pickle, a file from a newer format
+version) is refused with a ValueError naming the file; a missing file is a FileNotFoundError.
+
+Configuration
+-------------
+``module_config(m)`` is ``{"class": "GRU", "args": {"input_size": 8, "hidden_size": 16, ..., "dtype": "float32"}}``
+for minirnn's layers (``Sequential`` adds ``"children": [configs]``). A model of your own can provide a
+``get_config()`` method returning its JSON-able constructor keyword arguments; without one its config has
+``"args": null`` and the checkpoint still stores its weights. ``module_from_config(config, classes={"MyModel":
+MyModel})`` builds the layer (``classes`` names the user classes allowed: nothing is imported by name) and
+``ckpt.build(classes)`` / ``load_module(path, classes)`` build it and load the weights (strict).
+
+PyTorch interop (names unchanged, torch is never imported here)
+---------------------------------------------------------------
+    state = minirnn.from_torch_state_dict(torch_model.state_dict())     # {k: v.detach().cpu().numpy()}
+    model.load_state_dict(state)                                         # or minirnn.save(state, "m.npz")
+    torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})   # and back
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import numbers
+import os
+import stat
+import tempfile
+import zipfile
+from collections import OrderedDict
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from .module import Module, _to_numpy
+
+FORMAT = "minirnn.checkpoint"
+FORMAT_VERSION = 1
+HEADER = "__minirnn__"
+
+_STORABLE_KINDS = "biufc"   # bool, signed and unsigned integers, floats, complex: everything that needs no pickle
+
+
+class Checkpoint(NamedTuple):
+    """What ``load`` returns. ``build(classes)`` rebuilds the module from ``config`` and loads the weights."""
+
+    state_dict: Any
+    metadata: dict
+    config: dict | None
+    format_version: int
+
+    def build(self, classes: Mapping[str, type] | None = None) -> Module:
+        if self.config is None:
+            raise ValueError("Checkpoint.build: this checkpoint holds no layer configuration "
+                             "(it was saved from a state dict, not a Module)")
+        m = module_from_config(self.config, classes)
+        m.load_state_dict(self.state_dict)
+        return m
+
+
+# ---- PyTorch interop --------------------------------------------------------------------------------------------
+def from_torch_state_dict(state_dict: Mapping[str, Any]) -> "OrderedDict[str, np.ndarray]":
+    """``{k: v.detach().cpu().numpy()}`` with the names unchanged, as copies (a tensor's ``.numpy()`` shares memory).
+
+    Takes anything whose values are tensors (or have ``.numpy()``/``__array__``); torch is not imported. Back to torch:
+    ``{k: torch.from_numpy(v) for k, v in model.state_dict().items()}``.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict: expected a mapping of names to tensors, got {type(state_dict).__name__}")
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    for k, v in state_dict.items():
+        try:
+            arr = np.array(_to_numpy(v), copy=True)
+        except Exception as e:
+            raise TypeError(f"state_dict[{k!r}]: expected a tensor or array, got {type(v).__name__} ({e})") from None
+        if arr.dtype.kind not in _STORABLE_KINDS:
+            raise TypeError(f"state_dict[{k!r}]: expected a numeric tensor or array, got dtype {arr.dtype}")
+        out[k] = arr
+    return out
+
+
+# ---- configuration ------------------------------------------------------------------------------------------------
+_CONFIG_ARGS = {
+    "RNN": ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first", "dropout",
+            "bidirectional", "dtype"),
+    "GRU": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "dtype"),
+    "LSTM": ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
+             "proj_size", "dtype"),
+    "RNNCell": ("input_size", "hidden_size", "bias", "nonlinearity", "dtype"),
+    "GRUCell": ("input_size", "hidden_size", "bias", "dtype"),
+    "LSTMCell": ("input_size", "hidden_size", "bias", "dtype"),
+    "Linear": ("in_features", "out_features", "bias", "dtype"),
+    "Embedding": ("num_embeddings", "embedding_dim", "padding_idx", "dtype"),
+    "Dropout": ("p",),
+}
+
+
+def _known_classes() -> dict[str, type]:
+    from . import layers, module, recurrent
+
+    classes = {name: getattr(recurrent, name) for name in ("RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell")}
+    classes.update(Linear=layers.Linear, Embedding=layers.Embedding, Dropout=layers.Dropout,
+                   Sequential=module.Sequential)
+    return classes
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """Plain JSON values; numpy scalars and dtypes become Python values. Anything else is a TypeError."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, np.dtype):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: expected string keys, got key {k!r} of type {type(k).__name__}")
+            out[k] = _jsonable(v, f"{where}[{k!r}]")
+        return out
+    raise TypeError(f"{where}: expected a JSON value (str, int, float, bool, None, list, dict), "
+                    f"got {type(value).__name__}")
+
+
+def module_config(module: Module) -> dict:
+    """The layer's class name and constructor arguments, as JSON-able dicts (see the module docstring)."""
+    if not isinstance(module, Module):
+        raise TypeError(f"module: expected a minirnn Module, got {type(module).__name__}")
+    name = type(module).__name__
+    known = _known_classes()
+    if known.get(name) is type(module) and name in _CONFIG_ARGS:
+        args = {}
+        for a in _CONFIG_ARGS[name]:
+            v = getattr(module, a)
+            if a == "bias" and name in ("Linear",):
+                v = v is not None
+            args[a] = _jsonable(v, f"{name}.{a}")
+        return {"class": name, "args": args}
+    if known.get(name) is type(module) and name == "Sequential":
+        return {"class": name, "args": {}, "children": [module_config(c) for c in module.children()]}
+    get_config = getattr(module, "get_config", None)
+    args = _jsonable(get_config(), f"{name}.get_config()") if callable(get_config) else None
+    if args is not None and not isinstance(args, dict):
+        raise TypeError(f"{name}.get_config(): expected a dict of constructor keyword arguments, got "
+                        f"{type(args).__name__}")
+    return {"class": name, "module": type(module).__module__, "args": args}
+
+
+def module_from_config(config: Mapping[str, Any], classes: Mapping[str, type] | None = None) -> Module:
+    """Build a layer from ``module_config``'s output. ``classes`` maps class names of your own models to classes."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("class"), str):
+        raise ValueError(f"config: expected a dict with a 'class' name, got {config!r:.200}")
+    name = config["class"]
+    registry = _known_classes()
+    if classes:
+        registry.update(classes)
+    if name not in registry:
+        raise ValueError(f"config: unknown layer class {name!r}; pass classes={{{name!r}: {name}}} to build it")
+    cls = registry[name]
+    if name == "Sequential" and cls is registry.get("Sequential") and "children" in config:
+        return cls(*(module_from_config(c, classes) for c in config["children"]))
+    args = config.get("args")
+    if args is None:
+        raise ValueError(f"config: no constructor arguments were saved for {name!r} (give the class a get_config() "
+                         "method returning them, or build the model yourself and load ckpt.state_dict)")
+    if not isinstance(args, Mapping):
+        raise ValueError(f"config: expected 'args' to be a dict, got {type(args).__name__}")
+    kwargs = dict(args)
+    if name in _CONFIG_ARGS and cls is _known_classes().get(name):
+        if "dtype" in kwargs:
+            kwargs["dtype"] = np.dtype(kwargs["dtype"])
+        if name != "Dropout":
+            kwargs["rng"] = np.random.default_rng(0)   # the weights are about to be overwritten: spare the global rng
+    return cls(**kwargs)
+
+
+# ---- flattening nested state ---------------------------------------------------------------------------------------
+class _Flattener:
+    def __init__(self) -> None:
+        self.arrays: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        self.nonfinite: list[str] = []
+
+    def _name(self, path: str) -> str:
+        base = path or "_"
+        name, n = base, 1
+        while name in self.arrays or name == HEADER:
+            n += 1
+            name = f"{base}~{n}"
+        return name
+
+    def add_array(self, path: str, value: Any) -> str:
+        try:
+            arr = _to_numpy(value)
+        except Exception as e:
+            raise TypeError(f"{path}: expected an array, got {type(value).__name__} ({e})") from None
+        if arr.dtype.kind not in _STORABLE_KINDS:
+            raise TypeError(f"{path}: expected a bool, integer, float or complex array (no pickle), "
+                            f"got dtype {arr.dtype}")
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            n_nan = int(np.isnan(arr).sum())
+            self.nonfinite.append(f"{path} ({n_nan} NaN, {int(arr.size - np.isfinite(arr).sum() - n_nan)} inf)")
+        name = self._name(path)
+        self.arrays[name] = arr if arr.flags.c_contiguous else np.array(arr, order="C")   # keeps 0-d arrays 0-d
+        return name
+
+    def node(self, value: Any, path: str) -> Any:
+        join = (lambda k: f"{path}/{k}") if path else (lambda k: str(k))
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, np.generic):
+            if value.dtype.kind not in _STORABLE_KINDS:
+                raise TypeError(f"{path}: expected a number, got numpy {value.dtype}")
+            return {"scalar": self.add_array(path, np.asarray(value))}
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.nonfinite.append(f"{path} ({value})")
+            return value
+        if isinstance(value, Mapping):
+            items = []
+            for k, v in value.items():
+                if isinstance(k, (bool, np.bool_)) or not isinstance(k, (str, int, np.integer)):
+                    raise TypeError(f"{path or 'state'}: expected str or int keys, got key {k!r} "
+                                    f"of type {type(k).__name__}")
+                k = k if isinstance(k, str) else int(k)
+                items.append([k, self.node(v, join(k))])
+            return {"dict": items}
+        if isinstance(value, (list, tuple)):
+            tag = "tuple" if isinstance(value, tuple) else "list"
+            return {tag: [self.node(v, join(i)) for i, v in enumerate(value)]}
+        if isinstance(value, np.ndarray) or hasattr(value, "__array__") or hasattr(value, "numpy"):
+            return {"array": self.add_array(path, value)}
+        raise TypeError(f"{path or 'state'}: expected arrays, numbers, strings, None, dicts, lists or tuples, "
+                        f"got {type(value).__name__}")
+
+
+def _unflatten(node: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if isinstance(node, dict) and len(node) == 1:
+        (tag, body), = node.items()
+        if tag == "dict" and isinstance(body, list):
+            return {k: _unflatten(v, arrays) for k, v in body}
+        if tag == "list" and isinstance(body, list):
+            return [_unflatten(v, arrays) for v in body]
+        if tag == "tuple" and isinstance(body, list):
+            return tuple(_unflatten(v, arrays) for v in body)
+        if tag == "array" and body in arrays:
+            return arrays[body]
+        if tag == "scalar" and body in arrays:
+            return arrays[body][()]
+    raise ValueError(f"corrupted structure near {json.dumps(node)[:100]}")
+
+
+def _is_flat_state_dict(obj: Mapping) -> bool:
+    return all(isinstance(k, str) for k in obj) and all(
+        isinstance(v, np.ndarray) or (hasattr(v, "numpy") and not isinstance(v, np.generic)) for v in obj.values())
+
+
+# ---- atomic writing -----------------------------------------------------------------------------------------------
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(dirpath: str) -> None:
+    if not hasattr(os, "O_DIRECTORY"):   # Windows: directories cannot be opened for fsync
+        return
+    fd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError:   # some filesystems refuse fsync on a directory; the data itself is already on disk
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_npz(f: io.BufferedWriter, arrays: Mapping[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **metadata: Any) -> None:
+    """Write a Module, a state dict or nested state (an optimizer's) to ``path`` atomically. See the module docstring."""
+    from .checks import flag
+
+    allow_nonfinite = flag("allow_nonfinite", allow_nonfinite)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    meta = _jsonable(metadata, "metadata")
+    config = None
+    if isinstance(obj, Module):
+        kind, config, state = "module", module_config(obj), obj.state_dict()
+    elif isinstance(obj, Mapping):
+        kind, state = ("state_dict" if _is_flat_state_dict(obj) else "tree"), obj
+    else:
+        raise TypeError(f"obj: expected a Module, a state dict or nested state (a dict), got {type(obj).__name__}")
+
+    flat = _Flattener()
+    structure = None
+    if kind in ("module", "state_dict"):
+        for k, v in state.items():
+            flat.add_array(k, v)
+        if list(flat.arrays) != list(state):   # a key had to be renamed (the reserved header name, or "")
+            kind, flat = "tree", _Flattener()
+    if kind == "tree":
+        structure = flat.node(state, "")
+    if flat.nonfinite and not allow_nonfinite:
+        shown = ", ".join(flat.nonfinite[:10]) + (f" and {len(flat.nonfinite) - 10} more" if len(flat.nonfinite) > 10
+                                                  else "")
+        raise ValueError(f"save {path!r}: refusing to save non-finite values in {shown}; nothing was written "
+                         "(pass allow_nonfinite=True to save them anyway)")
+    from . import __version__
+
+    header = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "minirnn_version": __version__, "kind": kind,
+        "config": config, "metadata": meta, "structure": structure,
+        "arrays": [[name, list(a.shape), a.dtype.str] for name, a in flat.arrays.items()],
+    }
+    members: OrderedDict[str, np.ndarray] = OrderedDict()
+    members[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    members.update(flat.arrays)
+
+    dirpath = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(dirpath):
+        raise FileNotFoundError(f"save {path!r}: the directory {dirpath!r} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save {path!r}: is a directory")
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirpath)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, members)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(dirpath)
+
+
+# ---- loading ------------------------------------------------------------------------------------------------------
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint written by ``save`` (never unpickles). Returns ``Checkpoint(state_dict, metadata, config,
+    format_version)``; a file that is not a complete minirnn checkpoint is a ValueError naming it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+
+    def refuse(reason: str) -> ValueError:
+        return ValueError(f"load {path!r}: not a valid minirnn checkpoint: {reason}")
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load {path!r}: no such file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"load {path!r}: is a directory")
+    # Everything below parses untrusted bytes: any failure (zipfile, zlib, the .npy header, JSON, a header that
+    # does not match its arrays) means "not a valid checkpoint"; only a refused permission or memory is passed on.
+    try:
+        zf = zipfile.ZipFile(path, mode="r")
+    except (PermissionError, MemoryError):
+        raise
+    except Exception as e:   # pickles, .npy files, text, truncated files
+        raise refuse(f"not a complete .npz (zip) archive ({type(e).__name__}: {e})") from None
+    with zf:
+        try:
+            return _read(zf, refuse)
+        except (PermissionError, MemoryError):
+            raise
+        except Exception as e:
+            if isinstance(e, ValueError) and str(e).startswith(f"load {path!r}"):
+                raise
+            raise refuse(f"{type(e).__name__}: {e}") from None
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, refuse: Any, expected: tuple[list, str] | None = None
+                 ) -> np.ndarray:
+    """Read one ``.npy`` member without pickle, checking its header against ``expected`` (shape, dtype) and its
+    byte count against the zip directory *before* allocating, so a corrupted shape cannot ask for terabytes."""
+    info = zf.getinfo(name + ".npy")
+    with zf.open(info, mode="r") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise refuse(f"array {name!r} has an unsupported .npy version {version}")
+        if dtype.hasobject or dtype.kind not in _STORABLE_KINDS:
+            raise refuse(f"array {name!r} has dtype {dtype}, which a checkpoint never holds")
+        if expected is not None and (list(shape) != list(expected[0]) or dtype.str != expected[1]):
+            raise refuse(f"array {name!r} is {dtype.str}{list(shape)}, the header says {expected[1]}{expected[0]}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != member.tell() + nbytes:
+            raise refuse(f"array {name!r} holds {info.file_size - member.tell()} bytes of data, expected {nbytes}")
+        arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        if nbytes and member.readinto(memoryview(arr.reshape(-1, order="A")).cast("B")) != nbytes:
+            raise refuse(f"array {name!r} is cut short")
+        if member.read(1):   # draining the member also makes zipfile check its CRC
+            raise refuse(f"trailing bytes after the array {name!r}")
+    return arr
+
+
+def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
+    members = zf.namelist()
+    if HEADER + ".npy" not in members:
+        raise refuse(f"no {HEADER!r} header (a plain .npz? read it with numpy.load)")
+    raw = _read_member(zf, HEADER, refuse)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise refuse("the header is not a uint8 byte string")
+    header = json.loads(raw.tobytes().decode("utf-8"))
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise refuse("the header does not name the minirnn checkpoint format")
+    version = header.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise refuse(f"bad format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise refuse(f"written in format version {version}; this minirnn reads up to {FORMAT_VERSION} "
+                     "(upgrade minirnn)")
+    listed = header.get("arrays")
+    if not isinstance(listed, list) or not all(isinstance(e, list) and len(e) == 3 for e in listed):
+        raise refuse("the header's list of arrays is malformed")
+    expected = {name + ".npy" for name, _, _ in listed} | {HEADER + ".npy"}
+    if set(members) != expected or len(members) != len(expected):
+        gone = sorted(expected - set(members))
+        extra = sorted(set(members) - expected)
+        raise refuse(f"the archive's members do not match its header (missing {gone[:5]}, unexpected {extra[:5]})")
+    arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+    for name, shape, dtype in listed:
+        arrays[name] = _read_member(zf, name, refuse, (shape, dtype))
+    kind = header.get("kind")
+    if kind in ("module", "state_dict"):
+        state: Any = arrays
+    elif kind == "tree":
+        state = _unflatten(header.get("structure"), arrays)
+    else:
+        raise refuse(f"unknown kind {kind!r}")
+    metadata = header.get("metadata") or {}
+    config = header.get("config")
+    if not isinstance(metadata, dict) or not (config is None or isinstance(config, dict)):
+        raise refuse("the header's metadata or config is malformed")
+    return Checkpoint(state, metadata, config, version)
+def load_module(path: str | os.PathLike, classes: Mapping[str, type] | None = None) -> Module:
+    """``load(path).build(classes)``: rebuild a saved Module from its configuration and load its weights."""
+    return load(path).build(classes)
