@@ -24,7 +24,7 @@ class GradcheckReport:
     checked: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return self.ok
+        return bool(self.ok)
 
     def __str__(self) -> str:
         state = "passed" if self.ok else "FAILED"
@@ -126,7 +126,7 @@ def gradcheck(fn: Module | Callable[..., Any], inputs: Sequence[Any], *, kwargs:
             if scaled > worst:
                 worst, where = scaled, f"{name}{tuple(int(i) for i in np.unravel_index(j, arr.shape))}: analytic {a:.10g}, numeric {numeric:.10g}"
             worst_abs = max(worst_abs, diff)
-    report = GradcheckReport(worst <= 1.0, worst, worst_abs, where, [n for n, _, _ in targets])
+    report = GradcheckReport(bool(worst <= 1.0), float(worst), float(worst_abs), where, [n for n, _, _ in targets])
     if raise_on_failure and not report.ok:
         raise AssertionError(str(report))
     return report
