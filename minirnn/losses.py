@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from . import checks
 from .module import Module
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -23,19 +24,9 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # ---- validation shared by every loss -------------------------------------------------------------------
-def _check_reduction(reduction: Any) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
 def _float_input(name: str, x: Any) -> np.ndarray:
-    """A float32/float64 array; lists are accepted, other dtypes are refused rather than silently cast."""
-    if not isinstance(x, np.ndarray):
-        if isinstance(x, (list, tuple, float)) or hasattr(x, "__array__"):
-            x = np.asarray(x)
-        else:
-            raise TypeError(f"{name}: expected a numpy array, got {type(x).__name__}")
+    """A float32/float64 array; other dtypes are refused rather than silently cast."""
+    x = checks.as_array(name, x)
     if x.dtype not in _FLOATS:
         raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {x.dtype}")
     return x
@@ -47,7 +38,7 @@ def _real_target(x: np.ndarray, target: Any) -> np.ndarray:
     Real (float, integer or bool) targets are converted to the input's dtype, so float64 labels never turn a
     float32 loss into a float64 one, and 0/1 integer labels work as they read.
     """
-    t = np.asarray(target)
+    t = checks.as_array("target", target)
     if not (np.issubdtype(t.dtype, np.floating) or np.issubdtype(t.dtype, np.integer) or t.dtype == np.bool_):
         raise TypeError(f"target: expected a real numeric array, got dtype {t.dtype}")
     if t.shape != x.shape:
@@ -71,17 +62,22 @@ class _Loss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _check_reduction(reduction)
+        self.reduction = checks.choice("reduction", reduction, _REDUCTIONS)
 
     def _reduce(self, elements: np.ndarray, denominator: float) -> float | np.ndarray:
         """'none' -> elements (M-shaped); 'sum' -> sum; 'mean' -> sum / denominator (nan when it is 0, as torch)."""
         if self.reduction == "none":
-            return elements
+            return np.asarray(elements)      # NumPy hands back a scalar for 0-d results; torch a 0-d tensor
         total = float(elements.sum())
         if self.reduction == "sum":
             return total
         # 0/0 is nan in torch too; spelt out so NumPy has no division to warn about.
         return total / denominator if denominator != 0 else float("nan")
+
+    def _peek(self) -> Any:
+        """The newest cache entry, left in place: backward validates ``upstream`` before popping, so a bad call
+        can be retried without losing the forward's cache."""
+        return self._cache[-1] if self._cache else self._pop()   # _pop raises the contract's error
 
     def _upstream(self, upstream: Any, shape: tuple[int, ...], dtype: np.dtype, denominator: float) -> Any:
         """d loss_total / d element, as a scalar or an array broadcastable to the element shape ``shape``."""
@@ -100,8 +96,8 @@ class _Loss(Module):
                              f"scalar, got shape {np.shape(g)}")
         g = float(g)
         if self.reduction == "mean":
-            # A mean over nothing (every target ignored) has no elements to receive a gradient; when the
-            # denominator is 0 for another reason (zero class weights) torch's 0/0 gives nan, as we do here.
+            # torch's 0/0 reaches every counted element as nan (zero class weights); the class-index loss then
+            # gives ignored elements 0, so an all-ignored batch gets a zero gradient, as torch's does
             g = g / denominator if denominator != 0 else float("nan")
         return np.asarray(g, dtype)
 
@@ -201,6 +197,7 @@ class _IndexLoss(_Loss):
         C = L.shape[-1]
         e = self.smoothing
         g = self._upstream(upstream, ts.shape, L.dtype, D)
+        self._pop()
         if self.reduction == "mean" and D == 0:
             g = np.where(mask, g, np.zeros((), L.dtype))   # ignored elements get 0 even when the total is nan
         g = np.broadcast_to(g, ts.shape)
@@ -255,11 +252,12 @@ class CrossEntropyLoss(_IndexLoss):
         x = _float_input("input", input)
         if x.ndim == 0:
             raise ValueError("input: expected shape (C,), (N, C) or (N, C, d1, ...), got a 0-d array")
-        t = np.asarray(target)
+        t = checks.as_array("target", target)
         if t.shape == x.shape:
             if not np.issubdtype(t.dtype, np.floating):
+                index_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
                 raise TypeError(f"target: a target of the input's shape {x.shape} holds class probabilities and must "
-                                f"be floating, got dtype {t.dtype} (class indices have shape {x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()})")
+                                f"be floating, got dtype {t.dtype} (class indices have shape {index_shape})")
             return self._prob_forward(x, t)
         return self._index_forward(x, t)
 
@@ -283,10 +281,11 @@ class CrossEntropyLoss(_IndexLoss):
 
     def backward(self, upstream: Any = None) -> np.ndarray:
         """upstream: scalar for 'mean'/'sum' (default 1.0), the output's shape for 'none'. Returns dinput."""
-        entry = self._pop()
+        entry = self._peek()
         if entry[0] == "prob":
             _, L, q, M, ndim = entry
             g = np.broadcast_to(self._upstream(upstream, L.shape[:-1], L.dtype, M), L.shape[:-1])
+            self._pop()
             grad = np.exp(L) * (g * q.sum(axis=-1))[..., None] - g[..., None] * q
             return _class_first(grad, ndim)
         return self._index_backward(entry, upstream, softmax_term=True)
@@ -314,7 +313,7 @@ class NLLLoss(_IndexLoss):
 
     def backward(self, upstream: Any = None) -> np.ndarray:
         """upstream: scalar for 'mean'/'sum' (default 1.0), the output's shape for 'none'. Returns dinput."""
-        return self._index_backward(self._pop(), upstream, softmax_term=False)
+        return self._index_backward(self._peek(), upstream, softmax_term=False)
 
 
 # ---- element-wise losses ---------------------------------------------------------------------------------
@@ -368,8 +367,9 @@ class BCEWithLogitsLoss(_Loss):
 
     def backward(self, upstream: Any = None) -> np.ndarray:
         """upstream: scalar for 'mean'/'sum' (default 1.0), the input's shape for 'none'. Returns dinput."""
-        x, t, w, lw = self._pop()
+        x, t, w, lw = self._peek()
         g = self._upstream(upstream, x.shape, x.dtype, x.size)
+        self._pop()
         sig_neg = special.expit(-x)
         grad = (1 - t) - (sig_neg if lw is None else lw * sig_neg)
         if w is not None:
@@ -398,6 +398,7 @@ class MSELoss(_Loss):
 
     def backward(self, upstream: Any = None) -> np.ndarray:
         """upstream: scalar for 'mean'/'sum' (default 1.0), the input's shape for 'none'. Returns dinput."""
-        diff = self._pop()
+        diff = self._peek()
         g = self._upstream(upstream, diff.shape, diff.dtype, diff.size)
+        self._pop()
         return 2 * diff * g

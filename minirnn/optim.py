@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import checks
 from .module import Module, Parameter
 
 ParamsT = Iterable[Parameter] | Iterable[dict[str, Any]]
@@ -273,7 +274,8 @@ class SGD(Optimizer):
         _at_least_zero("momentum", group["momentum"], "momentum value")
         _real("dampening", group["dampening"])
         _at_least_zero("weight_decay", group["weight_decay"], "weight_decay value")
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+        checks.flag("maximize", group["maximize"])
+        if checks.flag("nesterov", group["nesterov"]) and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"nesterov: Nesterov momentum requires a momentum and zero dampening, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
@@ -323,6 +325,8 @@ class Adam(Optimizer):
             if not 0.0 <= _real(f"betas[{i}]", b) < 1.0:
                 raise ValueError(f"betas: Invalid beta parameter at index {i}: {b} (expected 0 <= betas[{i}] < 1)")
         _at_least_zero("weight_decay", group["weight_decay"], "weight_decay value")
+        for name in ("amsgrad", "maximize", "decoupled_weight_decay"):
+            checks.flag(name, group[name])
 
     def _init_state(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
@@ -393,6 +397,7 @@ class Adagrad(Optimizer):
         _at_least_zero("initial_accumulator_value", group["initial_accumulator_value"],
                        "initial_accumulator_value value")
         _at_least_zero("eps", group["eps"], "epsilon value")
+        checks.flag("maximize", group["maximize"])
 
     def _init_state(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         return {"step": 0, "sum": np.full_like(p.data, float(group["initial_accumulator_value"]))}
@@ -437,6 +442,8 @@ class RMSprop(Optimizer):
         _at_least_zero("momentum", group["momentum"], "momentum value")
         _at_least_zero("weight_decay", group["weight_decay"], "weight_decay value")
         _at_least_zero("alpha", group["alpha"], "alpha value")
+        checks.flag("centered", group["centered"])
+        checks.flag("maximize", group["maximize"])
 
     def _init_state(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"step": 0, "square_avg": np.zeros_like(p.data)}
@@ -511,7 +518,11 @@ def _total_norm(grads: list[np.ndarray], norm_type: float) -> float:
     for g in nonempty:
         r = np.abs(g, dtype=np.float64)
         r /= biggest
-        total += float(np.dot(r.ravel(), r.ravel())) if norm_type == 2.0 else float(np.sum(r ** norm_type))
+        if norm_type == 2.0:
+            r *= r                   # not np.dot: a BLAS call is slower here and can spin threads
+        else:
+            np.power(r, norm_type, out=r)
+        total += float(r.sum())
     return biggest * total ** (1.0 / norm_type)
 
 
@@ -533,6 +544,7 @@ def clip_grad_norm(parameters: Parameter | Iterable[Parameter], max_norm: float,
         raise TypeError(f"norm_type: expected a positive number or 'inf', got {norm_type!r}") from None
     if not p > 0:
         raise ValueError(f"norm_type: expected a positive number or inf, got {norm_type!r}")
+    error_if_nonfinite = checks.flag("error_if_nonfinite", error_if_nonfinite)
     grads = _grads_of(parameters)
     if not grads:
         return 0.0
@@ -545,8 +557,9 @@ def clip_grad_norm(parameters: Parameter | Iterable[Parameter], max_norm: float,
     coef = max_norm / (total + 1e-6) if math.isfinite(total) else (math.nan if math.isnan(total) else 0.0)
     if not coef < 1.0 and not math.isnan(coef):
         return total                           # scaling by 1 changes nothing
-    for g in grads:
-        g *= coef
+    with np.errstate(invalid="ignore"):      # inf * 0 -> nan, as torch's non-finite clipping gives
+        for g in grads:
+            g *= coef
     return total
 
 
