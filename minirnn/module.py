@@ -105,12 +105,16 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
         params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
-        params.pop(name, None)
-        modules.pop(name, None)
+        # re-assigning a registered name keeps its place in the order (as torch does, e.g. when tying weights)
         if isinstance(value, Parameter):
+            modules.pop(name, None)
             params[name] = value
         elif isinstance(value, Module):
+            params.pop(name, None)
             modules[name] = value
+        else:
+            params.pop(name, None)
+            modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -166,11 +170,13 @@ class Module:
     def children(self) -> Iterator["Module"]:
         yield from self._modules.values()
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter with its dotted name; a parameter shared (tied) under several names is listed once
+        unless ``remove_duplicate=False`` (as torch; ``state_dict`` lists it under every name, as torch's does)."""
         seen: set[int] = set()
         for mod_name, m in self.named_modules(prefix):
             for name, p in m._parameters.items():
-                if id(p) not in seen:
+                if not remove_duplicate or id(p) not in seen:
                     seen.add(id(p))
                     yield (f"{mod_name}.{name}" if mod_name else name), p
 
@@ -196,7 +202,7 @@ class Module:
     # ---- state ------------------------------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter under torch's names (``weight_ih_l0``, ``fc.weight``, ...)."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> "IncompatibleKeys":
         """Load arrays by name, all or nothing, as ``torch.nn.Module.load_state_dict``.
@@ -217,7 +223,7 @@ class Module:
         strict = flag("strict", strict)
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict: expected a mapping of parameter names to arrays, got {type(state_dict).__name__}")
-        own = OrderedDict(self.named_parameters())
+        own = OrderedDict(self.named_parameters(remove_duplicate=False))
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         staged: dict[str, np.ndarray] = {}

@@ -298,3 +298,37 @@ def reference_cell(c: mr.Module, params: dict, x, hx, ops):
     if mode == "LSTM":
         return h1, (ops.stack(cs) if batched else cs[0])
     return h1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# torch twins (torch imported only when called)
+# ------------------------------------------------------------------------------------------------------------
+def tdtype(dtype):
+    """The torch dtype for a NumPy float dtype. Needs torch."""
+    import torch
+
+    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+
+def torch_twin(m: mr.Module, load: bool = True) -> "torch.nn.Module":
+    """The torch.nn layer with m's configuration (and m's parameters when ``load``). Needs torch."""
+    import torch
+
+    if isinstance(m, (mr.RNNCell, mr.LSTMCell, mr.GRUCell)):
+        if isinstance(m, mr.RNNCell):
+            tm = torch.nn.RNNCell(m.input_size, m.hidden_size, bias=m.bias, nonlinearity=m.nonlinearity)
+        else:
+            tm = (torch.nn.LSTMCell if isinstance(m, mr.LSTMCell) else torch.nn.GRUCell)(
+                m.input_size, m.hidden_size, bias=m.bias)
+    else:
+        kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, bidirectional=m.bidirectional)
+        if m.mode == "RNN":
+            tm = torch.nn.RNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity, **kw)
+        elif m.mode == "GRU":
+            tm = torch.nn.GRU(m.input_size, m.hidden_size, **kw)
+        else:
+            tm = torch.nn.LSTM(m.input_size, m.hidden_size, proj_size=m.proj_size, **kw)
+    tm = tm.to(tdtype(m.dtype))
+    if load:
+        tm.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
+    return tm

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import minirnn as mr
 from helpers import (CELL_KINDS, TORCH_CELL_KINDS, TORCH_SEQ_KINDS, TorchOps, assert_close, cell_state, flatten,
-                     is_lstm, like, make_cell, make_seq, randomize, reference_cell, reference_seq, seq_state)
+                     is_lstm, like, make_cell, make_seq, randomize, reference_cell, reference_seq, seq_state,
+                     torch_twin)
 
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
@@ -34,32 +35,6 @@ LENGTH_CASES = {
     "all_equal_short": [2, 2, 2, 2],
     "all_one": [1, 1, 1, 1],
 }
-
-
-def tdtype(dtype) -> "torch.dtype":
-    return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
-
-
-def torch_twin(m: mr.Module, load: bool = True) -> "torch.nn.Module":
-    """The torch.nn layer with m's configuration (and m's parameters when ``load``)."""
-    if isinstance(m, (mr.RNNCell, mr.LSTMCell, mr.GRUCell)):
-        if isinstance(m, mr.RNNCell):
-            tm = torch.nn.RNNCell(m.input_size, m.hidden_size, bias=m.bias, nonlinearity=m.nonlinearity)
-        else:
-            tm = (torch.nn.LSTMCell if isinstance(m, mr.LSTMCell) else torch.nn.GRUCell)(
-                m.input_size, m.hidden_size, bias=m.bias)
-    else:
-        kw = dict(num_layers=m.num_layers, bias=m.bias, batch_first=m.batch_first, bidirectional=m.bidirectional)
-        if m.mode == "RNN":
-            tm = torch.nn.RNN(m.input_size, m.hidden_size, nonlinearity=m.nonlinearity, **kw)
-        elif m.mode == "GRU":
-            tm = torch.nn.GRU(m.input_size, m.hidden_size, **kw)
-        else:
-            tm = torch.nn.LSTM(m.input_size, m.hidden_size, proj_size=m.proj_size, **kw)
-    tm = tm.to(tdtype(m.dtype))
-    if load:
-        tm.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()})
-    return tm
 
 
 def _t(a, requires_grad=False):
@@ -546,3 +521,31 @@ def test_user_model_state_dict_names_match_torch():
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     for k, v in theirs.state_dict().items():
         np.testing.assert_array_equal(ours.state_dict()[k], v.numpy())
+
+
+def test_tied_weights_state_dict_interchanges_with_torch():
+    """Weight tying (decoder.weight = encoder.weight): torch's state_dict lists the tensor under both names."""
+
+    class Ours(mr.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = mr.Embedding(6, 4, dtype=np.float64, rng=0)
+            self.rnn = mr.GRU(4, 4, dtype=np.float64, rng=0)
+            self.decoder = mr.Linear(4, 6, dtype=np.float64, rng=0)
+            self.decoder.weight = self.encoder.weight
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Embedding(6, 4)
+            self.rnn = torch.nn.GRU(4, 4)
+            self.decoder = torch.nn.Linear(4, 6)
+            self.decoder.weight = self.encoder.weight
+
+    ours, theirs = Ours(), Theirs().double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    np.testing.assert_array_equal(ours.decoder.weight.data, theirs.encoder.weight.detach().numpy())
+    theirs2 = Theirs().double()
+    theirs2.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
