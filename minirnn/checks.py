@@ -139,7 +139,7 @@ def float_array(name: str, x: Any, dtype: np.dtype | None, ndims: Iterable[int],
     No silent casts: integers, bools, complex numbers and a float dtype other than the layer's are TypeErrors.
     ``layout`` (e.g. "(T, B, input_size)") is quoted in rank errors.
     """
-    from_python = isinstance(x, (list, tuple, float))
+    from_python = isinstance(x, (list, tuple, float)) and not isinstance(x, np.generic)
     x = as_array(name, x)
     kind = _kind(x.dtype)
     if from_python and kind == "floating" and dtype is not None:
@@ -193,11 +193,11 @@ def index_array(name: str, x: Any, upper: int) -> np.ndarray:
 def lengths_array(name: str, lengths: Any, T: int, B: int) -> np.ndarray:
     """One integer length per sequence, each in [1, T]; returned as int64 of shape (B,)."""
     arr = as_array(name, lengths)
+    if arr.shape != (B,):
+        raise ValueError(f"{name}: expected one length per sequence, shape ({B},), got shape {arr.shape}")
     kind = _kind(arr.dtype)
     if kind != "integer":
         raise TypeError(f"{name}: expected integers (one length per sequence), got {kind} dtype {arr.dtype}")
-    if arr.shape != (B,):
-        raise ValueError(f"{name}: expected one length per sequence, shape ({B},), got shape {arr.shape}")
     if arr.size and (arr.min() < 1 or arr.max() > T):
         raise ValueError(f"{name}: expected every length in [1, T={T}], got min {arr.min()}, max {arr.max()}")
     return arr.astype(np.int64)

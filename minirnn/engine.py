@@ -3,24 +3,35 @@
 Only the recurrent product is inside the time loop; the input projection and every weight gradient are
 whole-sequence matrix products. What differs between the RNN, LSTM and GRU is the pointwise ``kernel``
 (see ``kernels.py``). Direction, stacking, dropout and lengths are handled by the caller (``recurrent.py``)
-by permuting time before and after this engine, so this file only ever runs forward in time.
+by permuting time (and sorting the batch by length) around this engine, so it only ever runs forward in time.
 
-Shapes (T time steps, B batch, I input features, H hidden, G gates, P projection size, P = H without one):
+Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P projection size, P = H without):
 
     X       (T, B, I)     input, in the order the recurrence visits it
-    W_ih    (G*H, I)      W_hh (G*H, P)     b_ih, b_hh (G*H,) or None     W_hr (P, H) or None (LSTM proj_size)
+    W_ih    (GH, I)       W_hh (GH, P)     b_ih, b_hh (GH,) or None     W_hr (P, H) or None (LSTM proj_size)
     h0      (B, P)        c0 (B, H) for kinds with a cell state
-    mask    (T, B, 1)     1.0 where step t of sequence b is real, 0.0 past its length; None = all real
-    out     (T, B, P)     h_t, zeroed where the mask is 0
+    batch_sizes  (T,) ints, non-increasing, or None: at step t only sequences 0 .. batch_sizes[t]-1 are active
+                  (the caller sorts sequences longest first, as ``pack_padded_sequence`` does); a sequence's
+                  outputs past its length are 0 and h_n (c_n) is its state at its own last step
+    out     (T, B, P)     h_t of every step
+
+Memory and speed (all float32 when the weights are): everything is preallocated before the loops and the loops
+only write into it (``out=``). The tape is three arrays filled in place: A (T, B, GH) the activated gates, the
+states Hs (T+1, B, P) (and Cs), and for the GRU the recurrent products GH (T, B, GH). Backward turns A into
+dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the gradient-independent
+Jacobian factors for a cache-sized chunk of steps at a time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from types import SimpleNamespace
 
 import numpy as np
 
 from .kernels import Kernel
+
+# Backward computes the kernel's coefficients for as many steps as fit in this many bytes of A (L2-sized).
+CHUNK_BYTES = 1 << 19
 
 
 @dataclass
@@ -43,101 +54,141 @@ class Grads:
 
 @dataclass
 class Tape:
-    """What the backward pass needs from one forward run."""
+    """What the backward pass needs from one forward run (consumed by it: A and GH become gradients)."""
 
-    X: np.ndarray            # (T, B, I)
-    Hs: np.ndarray           # (T+1, B, P)  states h_0 .. h_T as seen by the next step
-    Cs: np.ndarray | None    # (T+1, B, H)
-    Hraw: np.ndarray | None  # (T, B, H)    un-projected o * tanh(c), only with W_hr
-    saved: list[Any]         # per step, what the kernel returned for its backward
-    mask: np.ndarray | None  # (T, B, 1)
+    X: np.ndarray                   # (T, B, I) C-contiguous
+    A: np.ndarray                   # (T, B, GH) activated gates
+    GH: np.ndarray | None           # (T, B, GH) recurrent products, only for kernels with separate_gh
+    Hs: np.ndarray                  # (T+1, B, P)  states h_0 .. h_T as seen by the next step
+    Cs: np.ndarray | None           # (T+1, B, H)
+    Hraw: np.ndarray | None         # (T, B, H)    un-projected o * tanh(c), only with W_hr
+    batch_sizes: np.ndarray | None  # (T,)
+
+
+def _active(batch_sizes: np.ndarray | None, T: int, B: int) -> list[int]:
+    return [B] * T if batch_sizes is None else [int(b) for b in batch_sizes]
 
 
 def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
-            mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Tape]:
-    """Run the recurrence over X. Returns out (T, B, P), h_T (B, P), c_T (B, H) or None, and the tape."""
+            batch_sizes: np.ndarray | None = None, keep_tape: bool = True
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Tape | None]:
+    """Run the recurrence over X. Returns out (T, B, P), h_n (B, P), c_n (B, H) or None, and the tape
+    (None when ``keep_tape`` is false: inference keeps no per-step buffers it does not need)."""
+    X = np.ascontiguousarray(X)
     T, B, I = X.shape
-    GX = (X.reshape(T * B, I) @ w.W_ih.T).reshape(T, B, -1)   # every input projection in one GEMM
-    if w.b_ih is not None:
-        GX += w.b_ih
-    Hs = np.empty((T + 1,) + h0.shape, dtype=X.dtype)
+    GH, P = w.W_hh.shape
+    H = GH // kernel.gates
+    dt = X.dtype
+    active = _active(batch_sizes, T, B)
+    # every input projection in one GEMM; b_hh joins b_ih unless the kernel needs gh on its own (GRU)
+    A = np.matmul(X.reshape(T * B, I), w.W_ih.T).reshape(T, B, GH)
+    b_step = None
+    if kernel.separate_gh:
+        if w.b_ih is not None:
+            A += w.b_ih
+        b_step = w.b_hh
+    elif w.b_ih is not None:
+        A += w.b_ih + w.b_hh
+    new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
+    Hs = new((T + 1, B, P), dtype=dt)
     Hs[0] = h0
     Cs = None
     if kernel.has_cell:
-        Cs = np.empty((T + 1,) + c0.shape, dtype=X.dtype)
+        Cs = new((T + 1, B, H), dtype=dt)
         Cs[0] = c0
-    Hraw = np.empty((T,) + c0.shape, dtype=X.dtype) if w.W_hr is not None else None
-    saved = []
+    ws = kernel.workspace(B, H, dt)
+    GHt = new((T, B, GH), dtype=dt) if kernel.separate_gh and keep_tape else None
+    gh_step = ws.get("gh") if ws.get("gh") is not None else np.empty((B, GH), dtype=dt)
+    Hraw = None
+    if w.W_hr is not None:
+        Hraw = new((T, B, H), dtype=dt) if keep_tape else np.empty((1, B, H), dtype=dt)
+    W_hhT = w.W_hh.T
+    W_hrT = w.W_hr.T if w.W_hr is not None else None
     for t in range(T):
-        h_prev = Hs[t]
-        gh = h_prev @ w.W_hh.T                                   # the only sequential product
-        if w.b_hh is not None:
-            gh += w.b_hh
-        c_prev = Cs[t] if Cs is not None else None
-        h, c, s = kernel.forward(GX[t], gh, h_prev, c_prev)
-        saved.append(s)
+        b = active[t]
+        if b < B:
+            A[t, b:] = 0.0                                       # inactive rows: zeros, never activated
+        h_prev = Hs[t, :b]
+        gh = GHt[t, :b] if GHt is not None else gh_step[:b]
+        np.matmul(h_prev, W_hhT, out=gh)                         # the only sequential product
+        if b_step is not None:
+            np.add(gh, b_step, out=gh)
+        h = Hs[t + 1, :b] if Hraw is None else Hraw[t if keep_tape else 0, :b]
+        kernel.forward(A[t, :b], gh, h_prev, Cs[t, :b] if Cs is not None else None, h,
+                       Cs[t + 1, :b] if Cs is not None else None, ws)
         if Hraw is not None:
-            Hraw[t] = h
-            h = h @ w.W_hr.T                                     # LSTM projection: h = W_hr (o * tanh(c))
-        if mask is None:
-            Hs[t + 1] = h
-            if Cs is not None:
-                Cs[t + 1] = c
-        else:                                                     # past its length a sequence keeps its state
-            m = mask[t]
-            Hs[t + 1] = h_prev + m * (h - h_prev)
-            if Cs is not None:
-                Cs[t + 1] = c_prev + m * (c - c_prev)
-    out = Hs[1:] if mask is None else Hs[1:] * mask
-    c_n = Cs[T] if Cs is not None else None
-    return out, Hs[T], c_n, Tape(X, Hs, Cs, Hraw, saved, mask)
+            np.matmul(h, W_hrT, out=Hs[t + 1, :b])               # LSTM projection: h = W_hr (o * tanh(c))
+    if batch_sizes is None:
+        h_n = Hs[T]
+        c_n = Cs[T] if Cs is not None else None
+    else:                                                        # each sequence's state at its own last step
+        lengths = (np.asarray(batch_sizes)[:, None] > np.arange(B)).sum(axis=0)
+        h_n = Hs[lengths, np.arange(B)]
+        c_n = Cs[lengths, np.arange(B)] if Cs is not None else None
+    tape = Tape(X, A, GHt, Hs, Cs, Hraw, batch_sizes) if keep_tape else None
+    return Hs[1:], h_n, c_n, tape
 
 
 def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh_n: np.ndarray | None,
              dc_n: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Grads]:
-    """BPTT through one forward run. Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None, and the weight grads."""
-    X, Hs, Cs, mask = tape.X, tape.Hs, tape.Cs, tape.mask
+    """BPTT through one forward run. Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None, and the weight grads.
+
+    dout (T, B, P) or None: dL/d(out) (entries past a sequence's length are ignored); dh_n, dc_n or None."""
+    X, A, Hs, Cs = tape.X, tape.A, tape.Hs, tape.Cs
     T, B, I = X.shape
-    GH_width = w.W_hh.shape[0]
-    dGX = np.empty((T, B, GH_width), dtype=X.dtype)
-    dGH = np.empty_like(dGX) if kernel.separate_gh else dGX
-    dHproj = np.empty((T,) + Hs.shape[1:], dtype=X.dtype) if w.W_hr is not None else None
-    dh = np.zeros_like(Hs[0]) if dh_n is None else np.array(dh_n, dtype=X.dtype)
+    GH, P = w.W_hh.shape
+    H = GH // kernel.gates
+    dt = X.dtype
+    active = _active(tape.batch_sizes, T, B)
+    dGH = tape.GH if kernel.separate_gh else A                  # dL/d(gh), in place of gh (or the same as dgx)
+    dh = np.zeros((B, P), dtype=dt) if dh_n is None else np.array(dh_n, dtype=dt)
     dc = None
     if kernel.has_cell:
-        dc = np.zeros_like(Cs[0]) if dc_n is None else np.array(dc_n, dtype=X.dtype)
-    for t in range(T - 1, -1, -1):
-        if dout is not None:
-            dh = dh + (dout[t] if mask is None else dout[t] * mask[t])   # out_t = h_t (* mask)
-        if mask is not None:                                   # h_t = h_{t-1} + m (h_new - h_{t-1})
-            m = mask[t]
-            dh_carry, dh = dh * (1.0 - m), dh * m
-            if dc is not None:
-                dc_carry, dc = dc * (1.0 - m), dc * m
-        if dHproj is not None:
-            dHproj[t] = dh
-            dh = dh @ w.W_hr                                   # back through h = W_hr h_raw
-        c_prev = Cs[t] if Cs is not None else None
-        dgx, dgh, dh_direct, dc = kernel.backward(dh, dc, tape.saved[t], Hs[t], c_prev)
-        dGX[t] = dgx
-        if kernel.separate_gh:
-            dGH[t] = dgh
-        dh = dgh @ w.W_hh                                      # back through gh = W_hh h_{t-1}
-        if dh_direct is not None:
-            dh += dh_direct
-        if mask is not None:
-            dh += dh_carry
-            if dc is not None:
-                dc += dc_carry
+        dc = np.zeros((B, H), dtype=dt) if dc_n is None else np.array(dc_n, dtype=dt)
+    dHproj = dhraw = None
+    if w.W_hr is not None:
+        dHproj = (np.empty if tape.batch_sizes is None else np.zeros)((T, B, P), dtype=dt)
+        dhraw = np.empty((B, H), dtype=dt)
+    ws = kernel.workspace(B, H, dt)
+    tmp = np.empty((B, P), dtype=dt) if kernel.direct_dh else None
+    n = max(1, min(T, CHUNK_BYTES // max(1, B * GH * dt.itemsize)))
+    K = np.empty((n, B, kernel.coef_width * H), dtype=dt)
+    S = np.empty((n, B, H), dtype=dt)
+    for t1 in range(T, 0, -n):
+        t0 = max(0, t1 - n)
+        m = t1 - t0
+        chunk = SimpleNamespace(Hprev=Hs[t0:t1], Hnext=Hs[t0 + 1:t1 + 1], GH=None if tape.GH is None else tape.GH[t0:t1],
+                                Cprev=None if Cs is None else Cs[t0:t1], Cnext=None if Cs is None else Cs[t0 + 1:t1 + 1])
+        kernel.coefficients(A[t0:t1], K[:m], S[:m], chunk)      # gradient-independent factors, m steps at once
+        for t in range(t1 - 1, t0 - 1, -1):
+            b = active[t]
+            dh_t = dh[:b]
+            if dout is not None:
+                np.add(dh_t, dout[t, :b], out=dh_t)              # out_t = h_t
+            dk = dh_t
+            if dHproj is not None:
+                dHproj[t, :b] = dh_t
+                dk = np.matmul(dh_t, w.W_hr, out=dhraw[:b])      # back through h = W_hr h_raw
+            kernel.backward(dk, dc[:b] if dc is not None else None, A[t, :b], K[t - t0, :b], dGH[t, :b], ws)
+            if b < B:
+                A[t, b:] = 0.0                                   # no gradient where the sequence has ended
+                if dGH is not A:
+                    dGH[t, b:] = 0.0
+            if kernel.direct_dh:                                 # dh_prev = (dh * z) + dgh @ W_hh
+                np.matmul(dGH[t, :b], w.W_hh, out=tmp[:b])
+                np.add(dh_t, tmp[:b], out=dh_t)
+            else:
+                np.matmul(dGH[t, :b], w.W_hh, out=dh_t)          # back through gh = W_hh h_{t-1}
     # every weight gradient is one GEMM over all T*B rows, after the loop
-    dGX2 = dGX.reshape(T * B, -1)
-    dGH2 = dGH.reshape(T * B, -1)
+    dGX2 = A.reshape(T * B, GH)
+    dGH2 = dGH.reshape(T * B, GH)
+    db_ih = dGX2.sum(axis=0) if w.b_ih is not None else None
     grads = Grads(
         W_ih=dGX2.T @ X.reshape(T * B, I),
-        W_hh=dGH2.T @ Hs[:-1].reshape(T * B, -1),
-        b_ih=dGX2.sum(axis=0) if w.b_ih is not None else None,
-        b_hh=dGH2.sum(axis=0) if w.b_hh is not None else None,
-        W_hr=(dHproj.reshape(T * B, -1).T @ tape.Hraw.reshape(T * B, -1)) if dHproj is not None else None,
+        W_hh=dGH2.T @ Hs[:-1].reshape(T * B, P),
+        b_ih=db_ih,
+        b_hh=(dGH2.sum(axis=0) if dGH is not A else db_ih.copy()) if w.b_hh is not None else None,
+        W_hr=(dHproj.reshape(T * B, P).T @ tape.Hraw.reshape(T * B, H)) if dHproj is not None else None,
     )
     dX = (dGX2 @ w.W_ih).reshape(T, B, I)
     return dX, dh, dc, grads

@@ -15,7 +15,7 @@ from . import engine, init, kernels
 from . import checks
 from .checks import dtype_of, float_array, positive_int, shape_is
 from .layers import check_dropout, dropout_mask
-from .module import Module, Parameter
+from .module import Module, Parameter, is_grad_enabled
 
 State = Any  # np.ndarray, or (h, c) for the LSTM
 
@@ -170,22 +170,34 @@ class LSTMCell(_CellBase):
 # Sequence layers: stacking, directions, dropout between layers and lengths around the engine
 # ----------------------------------------------------------------------------------------------------------------
 class _TimeMap:
-    """How each direction visits time. Forward: as given. Reverse: each sequence from its own last valid step.
+    """How each direction visits time, and lengths as a shrinking batch.
 
-    ``rev`` (T, B) maps step t of the reversed run to the original step of sequence b; it is its own inverse,
-    so the same gather takes inputs into reversed time and outputs back. ``mask`` (T, B, 1) or None.
+    With ``lengths`` the batch is sorted longest first (``order``), as ``pack_padded_sequence`` does, so that at
+    step t the active sequences are the first ``batch_sizes[t]`` rows: the engine shrinks its batch instead of
+    masking it. Inside the stack everything is in sorted order; ``sort``/``unsort`` cross the boundary (on axis 1,
+    the batch axis of (T, B, ...) sequences and (L*D, B, ...) states). Lengths all equal to T are no lengths.
+    Forward visits time as given; reverse runs each sequence from its own last valid step: ``rev`` (T, B) maps
+    step t of the reversed run to the original step of (sorted) sequence b, and is its own inverse.
     """
 
-    def __init__(self, T: int, B: int, lengths: np.ndarray | None, dtype) -> None:
-        self.lengths = lengths
+    def __init__(self, T: int, B: int, lengths: np.ndarray | None) -> None:
+        self.order = self.inverse = self.batch_sizes = self.rev = None
+        if lengths is None or (lengths == T).all():
+            return
+        order = np.argsort(-lengths, kind="stable")
+        if (order != np.arange(B)).any():
+            self.order, self.inverse = order, np.argsort(order)
+        ls = lengths[order]
+        t = np.arange(T)[:, None]
+        self.batch_sizes = (t < ls[None, :]).sum(axis=1)
+        self.rev = np.where(t < ls[None, :], ls[None, :] - 1 - t, t)
         self.cols = np.arange(B)
-        if lengths is None:
-            self.mask = None
-            self.rev = None
-        else:
-            t = np.arange(T)[:, None]
-            self.mask = (t < lengths[None, :]).astype(dtype)[:, :, None]
-            self.rev = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+    def sort(self, a: np.ndarray | None) -> np.ndarray | None:
+        return a if a is None or self.order is None else a[:, self.order]
+
+    def unsort(self, a: np.ndarray | None) -> np.ndarray | None:
+        return a if a is None or self.order is None else a[:, self.inverse]
 
     def reverse(self, a: np.ndarray) -> np.ndarray:
         return a[::-1] if self.rev is None else a[self.rev, self.cols]
@@ -290,7 +302,9 @@ class _RNNBase(Module):
         lens = self._lengths(lengths, T, B) if batched else self._lengths(lengths, T, 1)
         h0 = self._state("hx" if self.mode != "LSTM" else "h_0", h0, B, batched, self._out_size)
         c0 = self._state("c_0", c0, B, batched, self.hidden_size) if self.kernel.has_cell else None
-        tm = _TimeMap(T, B, lens, self.dtype)
+        tm = _TimeMap(T, B, lens)
+        X, h0, c0 = tm.sort(X), tm.sort(h0), tm.sort(c0)
+        keep_tape = is_grad_enabled()
         D = self.num_directions
         layer_in, tapes, drops, h_n = X, [], [], []
         c_n = [] if c0 is not None else None
@@ -300,7 +314,7 @@ class _RNNBase(Module):
                 k = layer * D + d
                 Xd = layer_in if d == 0 else tm.reverse(layer_in)
                 out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d), Xd, h0[k],
-                                                 None if c0 is None else c0[k], tm.mask)
+                                                 None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
                 outs.append(out if d == 0 else tm.reverse(out))
                 tapes.append(tape)
                 h_n.append(h)
@@ -309,13 +323,13 @@ class _RNNBase(Module):
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                drop = dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype)
+                drop = tm.sort(dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype))
                 layer_in = layer_in * drop
             drops.append(drop)
         self._save((tapes, drops, tm, batched, x.shape))
-        out = self._from_seq_first(layer_in, batched)
-        hn = np.stack(h_n)
-        cn = np.stack(c_n) if c_n is not None else None
+        out = self._from_seq_first(tm.unsort(layer_in), batched)
+        hn = tm.unsort(np.stack(h_n))
+        cn = tm.unsort(np.stack(c_n)) if c_n is not None else None
         if not batched:
             hn = hn[:, 0]
             cn = cn[:, 0] if cn is not None else None
@@ -334,6 +348,7 @@ class _RNNBase(Module):
         dh_n = None if dh_n is None else self._state("dh_n", dh_n, B, batched, P)
         dc_n = None if dc_n is None else self._state("dc_n", dc_n, B, batched, self.hidden_size)
         self._pop()
+        dout, dh_n, dc_n = tm.sort(dout), tm.sort(dh_n), tm.sort(dc_n)
         dh0 = np.zeros((self.num_layers * D, B, P), dtype=self.dtype)
         dc0 = np.zeros((self.num_layers * D, B, self.hidden_size), dtype=self.dtype) if self.kernel.has_cell else None
         d_layer_out = dout
@@ -359,7 +374,8 @@ class _RNNBase(Module):
                     dX = tm.reverse(dX)
                 d_layer_in = dX if d_layer_in is None else d_layer_in + dX
             d_layer_out = d_layer_in
-        dx = self._from_seq_first(d_layer_out, batched)
+        dx = self._from_seq_first(tm.unsort(d_layer_out), batched)
+        dh0, dc0 = tm.unsort(dh0), tm.unsort(dc0)
         if not batched:
             dh0 = dh0[:, 0]
             dc0 = dc0[:, 0] if dc0 is not None else None

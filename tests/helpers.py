@@ -6,24 +6,12 @@ Nothing here imports torch at module level: the finite-difference tests must run
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 from scipy import special
 
 import minirnn as mr
-
-# When a hypothesis test FAILS, hypothesis's pytest plugin imports its patch writer, which imports libcst, which
-# emits a DeprecationWarning (mypy_extensions.TypedDict); setup.cfg turns warnings into errors, and that error,
-# raised inside a pytest hook, aborts the whole session with INTERNALERROR instead of reporting the failure.
-# Importing it here once, with warnings silenced, keeps a failing example a plain test failure.
-try:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import hypothesis.extra._patching  # noqa: F401
-except Exception:  # pragma: no cover - optional dependency of hypothesis
-    pass
 
 # Every recurrent kind the sequence layers offer; "lstm_proj" is an LSTM with proj_size.
 SEQ_KINDS = ["rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "lstm_proj", "gru"]

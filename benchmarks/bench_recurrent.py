@@ -1,0 +1,420 @@
+"""minirnn against torch: a training step and an inference forward of RNN, LSTM and GRU, float32, 2 threads.
+
+    python benchmarks/bench_recurrent.py                    # the full table (several minutes)
+    python benchmarks/bench_recurrent.py --quick            # smoke run: tiny sizes, one repeat
+    python benchmarks/bench_recurrent.py --cases lstm --repeats 5 --json /tmp/lstm.json
+
+What is measured, per case:
+  train  one training step: zero the grads, forward over the whole sequence, backward with the gradients of
+         every parameter, of x and of h0 (and c0), given random dout and dh_n (for the name classifier: the
+         whole model, Embedding -> bidirectional 2-layer GRU with lengths -> Linear, and the cross-entropy loss).
+  infer  the forward alone, under no_grad (torch.no_grad / minirnn.no_grad).
+  mem    peak memory of the first full-size training step: the increase of the process's resident-set high-water
+         mark (getrusage ru_maxrss) over the step, after the libraries are loaded, the model, the inputs and a
+         tiny warm-up step exist. The same measure for both sides; it sees pages actually touched, counts
+         allocator slack and freshly paged-in code, and is rounded to pages. For minirnn, ``np_peak`` is
+         tracemalloc's exact peak of the NumPy (and Python) allocations during one training step.
+
+Each side runs in its own subprocess worker (a fresh interpreter per case and round), alternating
+minirnn, torch, minirnn, torch, ...; a worker reports the median of its timed iterations and the table shows
+the median over the rounds. Both sides get OMP/OPENBLAS/MKL_NUM_THREADS=2 and torch.set_num_threads(2).
+The ratio is minirnn / torch (below 1: minirnn is faster). Results go to --json (default
+benchmarks/results/latest.json).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+THREADS = 2
+SIZES = {  # (T, B, I, H)
+    "tiny": (20, 1, 16, 32),
+    "small": (50, 32, 64, 128),
+    "medium": (100, 64, 128, 256),
+    "large": (100, 64, 512, 512),
+}
+NAMES_CSV = os.path.join(ROOT, "..", "shared", "data", "names_train.csv.gz")
+
+
+def build_cases(quick: bool) -> list[dict]:
+    cases = []
+    sizes = {"tiny": SIZES["tiny"]} if quick else SIZES
+    for kind in ("RNN", "LSTM", "GRU"):
+        for size, (T, B, I, H) in sizes.items():
+            cases.append(dict(name=f"{kind.lower()}-{size}", kind=kind, T=T, B=B, I=I, H=H, layers=1, bidir=False))
+    bi_size = "tiny" if quick else "small"
+    T, B, I, H = SIZES[bi_size]
+    for kind in ("RNN", "LSTM", "GRU"):
+        cases.append(dict(name=f"{kind.lower()}-{bi_size}-2layer-bidir", kind=kind, T=T, B=B, I=I, H=H, layers=2,
+                          bidir=True))
+    cases.append(dict(name="name-classifier" + ("-quick" if quick else ""), kind="classifier", T=20,
+                      B=16 if quick else 256, I=100, H=100, layers=2, bidir=True))
+    return cases
+
+
+# ------------------------------------------------------------------------------------------------------------
+# inputs shared by both sides (same seed, same numbers)
+# ------------------------------------------------------------------------------------------------------------
+def make_inputs(case: dict):
+    import numpy as np
+
+    rng = np.random.default_rng(1234)
+    if case["kind"] == "classifier":
+        return make_classifier_batch(case["B"], rng)
+    T, B, I, H, L = case["T"], case["B"], case["I"], case["H"], case["layers"]
+    D = 2 if case["bidir"] else 1
+    f32 = np.float32
+    return dict(
+        x=rng.standard_normal((T, B, I)).astype(f32),
+        h0=rng.standard_normal((L * D, B, H)).astype(f32),
+        c0=rng.standard_normal((L * D, B, H)).astype(f32),
+        dout=rng.standard_normal((T, B, D * H)).astype(f32),
+        dhn=rng.standard_normal((L * D, B, H)).astype(f32),
+        dcn=rng.standard_normal((L * D, B, H)).astype(f32),
+    )
+
+
+def make_classifier_batch(B: int, rng):
+    """B surnames (from the shared names data when present, else lengths drawn like them), ASCII codes."""
+    import numpy as np
+
+    names = []
+    if os.path.exists(NAMES_CSV):
+        with gzip.open(NAMES_CSV, "rt", encoding="utf-8") as f:
+            names = [line.split(",")[0] for line in f if line.strip()]
+    if names:
+        pick = [names[i] for i in rng.choice(len(names), size=B, replace=False)]
+        pick[0] = max(names, key=len)[:20]                 # the longest name sets T, as in a real batch
+        seqs = [[min(ord(ch), 127) for ch in n] for n in pick]
+    else:
+        lengths = np.clip(np.round(rng.normal(7, 2.2, size=B)), 2, 20).astype(int)
+        lengths[0] = 20
+        seqs = [list(rng.integers(1, 128, size=n)) for n in lengths]
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    T = int(lengths.max())
+    x = np.zeros((B, T), dtype=np.int64)
+    for b, s in enumerate(seqs):
+        x[b, : len(s)] = s
+    y = rng.integers(0, 18, size=B).astype(np.int64)
+    return dict(x=x, lengths=lengths, y=y)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the two sides: each returns (train_step, infer) closures
+# ------------------------------------------------------------------------------------------------------------
+def minirnn_side(case: dict, inp: dict):
+    import numpy as np
+
+    sys.path.insert(0, ROOT)
+    import minirnn as mr
+    from minirnn.functional import log_softmax
+
+    if case["kind"] == "classifier":
+        emb = mr.Embedding(128, 100, rng=0)
+        gru = mr.GRU(100, 100, num_layers=2, bidirectional=True, rng=1)
+        fc = mr.Linear(200, 18, rng=2)
+        x, lengths, y = inp["x"], inp["lengths"], inp["y"]
+        B = x.shape[0]
+        params = list(emb.parameters()) + list(gru.parameters()) + list(fc.parameters())
+
+        def forward():
+            e = emb(x.T)                                    # (T, B, 100)
+            _, h_n = gru(e, lengths=lengths)                # (4, B, 100)
+            return fc(np.concatenate([h_n[-2], h_n[-1]], axis=1))
+
+        def train():
+            for p in params:
+                p.grad = None
+            logits = forward()
+            logp = log_softmax(logits, axis=1)
+            loss = -logp[np.arange(B), y].mean()            # cross-entropy, mean over the batch
+            dlogits = np.exp(logp)
+            dlogits[np.arange(B), y] -= 1.0
+            dlogits /= B
+            dfeat = fc.backward(dlogits)
+            dh_n = np.zeros((4, B, 100), dtype=np.float32)
+            dh_n[-2], dh_n[-1] = dfeat[:, :100], dfeat[:, 100:]
+            dx, _ = gru.backward(None, dh_n)
+            emb.backward(dx)
+            return float(loss)
+
+        def infer():
+            with mr.no_grad():
+                return forward()
+
+        return train, infer
+
+    cls = {"RNN": mr.RNN, "LSTM": mr.LSTM, "GRU": mr.GRU}[case["kind"]]
+    m = cls(case["I"], case["H"], num_layers=case["layers"], bidirectional=case["bidir"], dtype=np.float32, rng=0)
+    lstm = case["kind"] == "LSTM"
+    hx = (inp["h0"], inp["c0"]) if lstm else inp["h0"]
+    dstate = (inp["dhn"], inp["dcn"]) if lstm else inp["dhn"]
+    x, dout = inp["x"], inp["dout"]
+
+    def train():
+        m.zero_grad()
+        m(x, hx)
+        return m.backward(dout, dstate)
+
+    def infer():
+        with mr.no_grad():
+            return m(x, hx)
+
+    return train, infer
+
+
+def torch_side(case: dict, inp: dict):
+    import torch
+    import torch.nn as nn
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(0)
+    if case["kind"] == "classifier":
+        emb = nn.Embedding(128, 100)
+        gru = nn.GRU(100, 100, 2, bidirectional=True)
+        fc = nn.Linear(200, 18)
+        loss_fn = nn.CrossEntropyLoss()
+        x, lengths, y = (torch.from_numpy(inp[k]) for k in ("x", "lengths", "y"))
+        params = list(emb.parameters()) + list(gru.parameters()) + list(fc.parameters())
+
+        def forward():
+            e = emb(x.t())
+            packed = pack_padded_sequence(e, lengths, enforce_sorted=False)
+            _, h_n = gru(packed)
+            return fc(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+        def train():
+            for p in params:
+                p.grad = None
+            loss = loss_fn(forward(), y)
+            loss.backward()
+            return float(loss)
+
+        def infer():
+            with torch.no_grad():
+                return forward()
+
+        return train, infer
+
+    cls = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[case["kind"]]
+    m = cls(case["I"], case["H"], num_layers=case["layers"], bidirectional=case["bidir"])
+    lstm = case["kind"] == "LSTM"
+    x = torch.from_numpy(inp["x"]).requires_grad_()
+    h0 = torch.from_numpy(inp["h0"]).requires_grad_()
+    c0 = torch.from_numpy(inp["c0"]).requires_grad_()
+    dout, dhn, dcn = (torch.from_numpy(inp[k]) for k in ("dout", "dhn", "dcn"))
+    leaves = [x, h0, c0]
+
+    def train():
+        m.zero_grad(set_to_none=True)
+        for t in leaves:
+            t.grad = None
+        if lstm:
+            out, (hn, cn) = m(x, (h0, c0))
+            torch.autograd.backward([out, hn, cn], [dout, dhn, dcn])
+        else:
+            out, hn = m(x, h0)
+            torch.autograd.backward([out, hn], [dout, dhn])
+
+    def infer():
+        with torch.no_grad():
+            return m(x, (h0, c0)) if lstm else m(x, h0)
+
+    return train, infer
+
+
+# ------------------------------------------------------------------------------------------------------------
+# worker: one side, one or more cases, in this (fresh) process
+# ------------------------------------------------------------------------------------------------------------
+def maxrss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024
+
+
+def timed(fn, iters: int, budget: float, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < iters and (len(times) < 3 or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def worker(side: str, cases: list[dict], iters: int, budget: float) -> list[dict]:
+    make = minirnn_side if side == "minirnn" else torch_side
+    results = []
+    for n, case in enumerate(cases):
+        inp = make_inputs(case)
+        train, infer = make(case, inp)
+        # warm-up at the tiny size so lazily loaded code does not count as the step's memory
+        tiny = dict(case, **({"B": 2} if case["kind"] == "classifier" else dict(T=2, B=1, I=4, H=4)))
+        t_train, t_infer = make(tiny, make_inputs(tiny))
+        t_train()
+        t_infer()
+        gc.collect()
+        mem = None
+        if n == 0:                                   # the high-water mark is only meaningful for the first case
+            before = maxrss_bytes()
+            train()
+            mem = maxrss_bytes() - before
+        np_peak = None
+        if side == "minirnn":
+            import tracemalloc
+
+            train()
+            gc.collect()
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+            train()
+            np_peak = tracemalloc.get_traced_memory()[1] - base
+            tracemalloc.stop()
+        t_tr = timed(train, iters, budget)
+        t_inf = timed(infer, iters, budget)
+        results.append(dict(case=case["name"], side=side, train_s=t_tr, infer_s=t_inf, mem_bytes=mem,
+                            np_peak_bytes=np_peak))
+    return results
+
+
+def run_worker(side: str, cases: list[dict], iters: int, budget: float) -> list[dict]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(THREADS)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--worker-cases", json.dumps(cases),
+           "--iters", str(iters), "--budget", str(budget)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{side} worker failed ({proc.returncode}):\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def torch_available() -> bool:
+    proc = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
+    return proc.returncode == 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# driver
+# ------------------------------------------------------------------------------------------------------------
+def fmt_ms(s):
+    return "-" if s is None else (f"{s * 1e3:8.2f}" if s < 10 else f"{s * 1e3:8.0f}")
+
+
+def fmt_mb(b):
+    return "-" if b is None else f"{b / 2**20:6.1f}"
+
+
+def fmt_ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:5.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat, one process per side")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds of (minirnn, torch) workers per case")
+    ap.add_argument("--iters", type=int, default=None, help="timed iterations per worker (at most)")
+    ap.add_argument("--budget", type=float, default=None, help="seconds of timed iterations per worker (at most)")
+    ap.add_argument("--cases", default="", help="comma-separated substrings: run only the matching cases")
+    ap.add_argument("--no-torch", action="store_true", help="time minirnn alone")
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
+    ap.add_argument("--worker", choices=["minirnn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker-cases", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        out = worker(args.worker, json.loads(args.worker_cases), args.iters, args.budget)
+        print(json.dumps(out))
+        return 0
+
+    repeats = args.repeats or (1 if args.quick else 3)
+    iters = args.iters or (2 if args.quick else 9)
+    budget = args.budget if args.budget is not None else (0.2 if args.quick else 2.0)
+    cases = build_cases(args.quick)
+    if args.cases:
+        keys = [k.strip() for k in args.cases.split(",") if k.strip()]
+        cases = [c for c in cases if any(k in c["name"] for k in keys)]
+    sides = ["minirnn"] if args.no_torch or not torch_available() else ["minirnn", "torch"]
+    if "torch" not in sides:
+        print("torch is not available (or --no-torch): timing minirnn alone", file=sys.stderr)
+
+    runs: dict[tuple[str, str], list[dict]] = {}
+    groups = [cases] if args.quick else [[c] for c in cases]   # quick: one process per side for every case
+    for group in groups:
+        for _ in range(repeats):
+            for side in sides:                                    # A B A B ...
+                for r in run_worker(side, group, iters, budget):
+                    runs.setdefault((r["case"], side), []).append(r)
+
+    def med(case, side, key):
+        vals = [r[key] for r in runs.get((case, side), []) if r[key] is not None]
+        return statistics.median(vals) if vals else None
+
+    rows = []
+    for c in cases:
+        row = dict(c)
+        for side in ("minirnn", "torch"):
+            row[side] = {k: med(c["name"], side, k) for k in ("train_s", "infer_s", "mem_bytes", "np_peak_bytes")}
+            row[side]["runs"] = len(runs.get((c["name"], side), []))
+        for key in ("train_s", "infer_s", "mem_bytes"):
+            a, b = row["minirnn"][key], row["torch"][key]
+            row[key.replace("_s", "").replace("_bytes", "") + "_ratio"] = a / b if a is not None and b else None
+        rows.append(row)
+
+    head = (f"{'case':28s} {'T,B,I,H':>16s} | {'train ms':>8s} {'torch':>8s} {'ratio':>5s} | {'infer ms':>8s} "
+            f"{'torch':>8s} {'ratio':>5s} | {'mem MB':>6s} {'torch':>6s} {'np_peak':>7s}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        m, t = r["minirnn"], r["torch"]
+        shape = f"{r['T']},{r['B']},{r['I']},{r['H']}"
+        print(f"{r['name']:28s} {shape:>16s} | {fmt_ms(m['train_s'])} {fmt_ms(t['train_s'])} "
+              f"{fmt_ratio(m['train_s'], t['train_s'])} | {fmt_ms(m['infer_s'])} {fmt_ms(t['infer_s'])} "
+              f"{fmt_ratio(m['infer_s'], t['infer_s'])} | {fmt_mb(m['mem_bytes'])} {fmt_mb(t['mem_bytes'])} "
+              f"{fmt_mb(m['np_peak_bytes']):>7s}")
+    print("ratio = minirnn / torch (median over rounds of each worker's median); mem = RSS high-water increase "
+          "of the first training step; np_peak = tracemalloc peak of minirnn's step")
+
+    report = dict(
+        command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
+                         + (argv if argv is not None else sys.argv[1:])),
+        quick=args.quick, repeats=repeats, iters=iters, budget_s=budget, threads=THREADS, sides=sides,
+        python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
+        versions=_versions(sides), cases=rows,
+    )
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _versions(sides: list[str]) -> dict:
+    import numpy
+    import scipy
+
+    v = dict(numpy=numpy.__version__, scipy=scipy.__version__)
+    if "torch" in sides:
+        proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
+                              capture_output=True, text=True)
+        v["torch"] = proc.stdout.strip()
+    return v
+
+
+if __name__ == "__main__":
+    sys.exit(main())

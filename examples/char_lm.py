@@ -1,0 +1,251 @@
+"""A character-level LSTM language model on any UTF-8 text, in minirnn (min-char-rnn grown up).
+
+    python examples/char_lm.py --text ../shared/data/tinyshakespeare/input.txt --minutes 5 --save lm.npz
+    python examples/char_lm.py --resume lm.npz --minutes 0 --sample 500 --temperature 0.8 --prompt "ROMEO:"
+    python examples/char_lm.py --text input.txt --resume lm.npz --minutes 5 --save lm.npz    # train on
+
+Model: Embedding(V, embed) -> LSTM(embed, hidden, layers) -> Linear(hidden, V); V = the characters of the training
+text plus an unknown token (held-out or prompt characters never seen in training map to it).
+
+Training: the last 10% of the text is held out. The rest is cut into ``batch`` parallel streams walked in chunks
+of ``seq-len`` (100) characters: truncated BPTT. The LSTM state is carried from one chunk to the next (each
+stream continues where it stopped) but cut there: the backward pass of a chunk stops at its first step.
+Gradients are clipped to a global norm of ``clip``; Adam. Each pass over the text starts at a random offset.
+Training runs for ``--minutes`` of wall time (evaluation excluded) or ``--max-steps`` chunks, whichever first.
+
+Prints a progress line every ``--log-every`` seconds (training loss, characters per second) and the held-out loss
+in nats and bits per character (= nats / ln 2) every ``--eval-every`` seconds and at the end; the last line is
+the final held-out loss. Exits 1 if the final held-out loss is above ``--goal`` (bpc, default: no goal), 3 when
+the training loss stops being finite (nothing is saved then).
+
+Checkpoints (``--save``) hold the model, the optimizer state, the vocabulary, the step and the model sizes;
+``--resume`` restores all of them and continues (or, with ``--minutes 0``, only evaluates and samples).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minirnn  # noqa: E402
+from minirnn import LSTM, Adam, CrossEntropyLoss, Embedding, Linear, Module, Vocab, clip_grad_norm  # noqa: E402
+from minirnn.data import split_text, stream_batches  # noqa: E402
+
+LN2 = math.log(2.0)
+
+
+class CharLM(Module):
+    """x (T, B) character indices, state ((L, B, H), (L, B, H)) or None -> logits (T, B, V), new state.
+
+    ``backward(dlogits)`` back-propagates through this chunk only (truncated BPTT: the gradient with respect to
+    the initial state is dropped).
+    """
+
+    def __init__(self, vocab_size: int, embed: int = 64, hidden: int = 256, layers: int = 1,
+                 rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        self.config = dict(vocab_size=vocab_size, embed=embed, hidden=hidden, layers=layers)
+        self.embedding = Embedding(vocab_size, embed, rng=rng)
+        self.lstm = LSTM(embed, hidden, layers, rng=rng)
+        self.fc = Linear(hidden, vocab_size, rng=rng)
+
+    def get_config(self) -> dict:
+        return dict(self.config)
+
+    def forward(self, x: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        out, state = self.lstm(self.embedding(x), state)    # out (T, B, H)
+        return self.fc(out), state
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        dx, _ = self.lstm.backward(self.fc.backward(dlogits), None)   # (dh0, dc0) dropped: the cut
+        self.embedding.backward(dx)
+        return None
+
+
+def heldout_loss(model: CharLM, ids: np.ndarray, batch: int = 32, seq_len: int = 100) -> float:
+    """Mean next-character cross-entropy (nats) over a token stream, ``batch`` streams from a zero state."""
+    model.eval()
+    batch = max(1, min(batch, (len(ids) - 1) // seq_len))
+    total, count, state = 0.0, 0, None
+    loss_fn = CrossEntropyLoss(reduction="sum")
+    with minirnn.no_grad():
+        for x, y in stream_batches(ids, batch, seq_len):
+            logits, state = model(x.T, state)
+            total += loss_fn(logits.reshape(-1, logits.shape[-1]), y.T.reshape(-1))
+            count += y.size
+    model.train()
+    return total / count
+
+
+def sample(model: CharLM, vocab: Vocab, n: int, temperature: float, prompt: str, rng: np.random.Generator) -> str:
+    """Feed ``prompt`` then draw ``n`` characters from softmax(logits / temperature) (temperature 0: greedy)."""
+    model.eval()
+    ids = list(vocab.encode(prompt)) if prompt else [int(rng.integers(len(vocab)))]
+    out = []
+    with minirnn.no_grad():
+        logits, state = model(np.array(ids, dtype=np.int64)[:, None], None)
+        last = logits[-1, 0].astype(np.float64)
+        for _ in range(n):
+            if temperature <= 0:
+                nxt = int(last.argmax())
+            else:
+                z = last / temperature
+                p = np.exp(z - z.max())
+                p /= p.sum()
+                nxt = int(rng.choice(len(p), p=p))
+            out.append(nxt)
+            logits, state = model(np.array([[nxt]], dtype=np.int64), state)
+            last = logits[-1, 0].astype(np.float64)
+    model.train()
+    return prompt + vocab.decode(out)
+
+
+def save_checkpoint(path: str, model: CharLM, opt: Adam, vocab: Vocab, step: int, chars: int) -> None:
+    minirnn.save({"model": model.state_dict(), "optim": opt.state_dict()}, path,
+                 config=model.get_config(), vocab=vocab.to_dict(), step=step, chars=chars)
+
+
+def load_checkpoint(path: str, lr: float) -> tuple[CharLM, Adam, Vocab, int, int]:
+    ckpt = minirnn.load(path)
+    meta = ckpt.metadata
+    if not {"config", "vocab", "step"} <= set(meta) or not isinstance(ckpt.state_dict, dict):
+        raise SystemExit(f"{path}: not a char_lm checkpoint (write one with --save)")
+    model = CharLM(**meta["config"])
+    model.load_state_dict(ckpt.state_dict["model"])
+    opt = Adam(model.parameters(), lr=lr)
+    opt.load_state_dict(ckpt.state_dict["optim"])
+    return model, opt, Vocab.from_dict(meta["vocab"]), int(meta["step"]), int(meta.get("chars", 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--text", help="a UTF-8 text file")
+    ap.add_argument("--minutes", type=float, default=5.0, help="training wall time (evaluation not counted)")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop after this many chunks (default: no limit)")
+    ap.add_argument("--embed", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64, help="parallel streams per chunk")
+    ap.add_argument("--seq-len", type=int, default=100, help="truncated-BPTT chunk length")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip")
+    ap.add_argument("--holdout", type=float, default=0.1, help="fraction held out at the end of the text")
+    ap.add_argument("--eval-every", type=float, default=60.0, help="seconds of training between held-out checks")
+    ap.add_argument("--log-every", type=float, default=15.0, help="seconds between progress lines")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--goal", type=float, default=None, help="exit 1 if the final held-out bpc is above this")
+    ap.add_argument("--save", metavar="PATH", help="write model + optimizer + vocabulary + step here at the end")
+    ap.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --save")
+    ap.add_argument("--sample", type=int, default=0, metavar="N", help="print N sampled characters at the end")
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--prompt", default="\n")
+    args = ap.parse_args(argv)
+    if args.minutes < 0 or (args.max_steps is not None and args.max_steps < 0):
+        ap.error("--minutes and --max-steps must not be negative")
+    if args.temperature < 0:
+        ap.error("--temperature must be >= 0")
+    if not args.text and not (args.resume and args.minutes == 0):
+        ap.error("--text is required (except with --resume PATH --minutes 0, which only samples)")
+    for p in (args.text, args.resume):
+        if p and not os.path.exists(p):
+            ap.error(f"no such file {p!r}")
+
+    rng = np.random.default_rng(args.seed)
+    step = chars = 0
+    if args.resume:
+        model, opt, vocab, step, chars = load_checkpoint(args.resume, args.lr)
+        print(f"resumed {args.resume}: step {step}, {chars} characters seen, config {model.get_config()}")
+    train_ids = held_ids = None
+    if args.text:
+        with open(args.text, encoding="utf-8") as f:
+            text = f.read()
+        train_text, held_text = split_text(text, args.holdout)
+        if not args.resume:
+            vocab = Vocab.build([train_text], pad=None, unk="<unk>")
+            model = CharLM(len(vocab), args.embed, args.hidden, args.layers, rng=rng)
+            opt = Adam(model.parameters(), lr=args.lr)
+        train_ids, held_ids = vocab.encode(train_text), vocab.encode(held_text)
+        if len(train_ids) < 2 * args.batch + 1:
+            ap.error(f"the training text ({len(train_ids)} characters) is too short for --batch {args.batch}")
+        print(f"{len(text)} characters: {len(train_ids)} train, {len(held_ids)} held out; vocabulary {len(vocab)}; "
+              f"model {model.get_config()}, batch {args.batch} x {args.seq_len}", flush=True)
+
+    loss_fn = CrossEntropyLoss()
+    budget = args.minutes * 60.0
+    train_time = 0.0
+    steps_here = 0
+    last_log = last_eval = 0.0
+    run_loss, run_n = 0.0, 0
+    held = None
+    if train_ids is not None and budget > 0 and args.max_steps != 0:
+        done = False
+        while not done:
+            offset = int(rng.integers(args.seq_len))
+            state = None
+            for x, y in stream_batches(train_ids, args.batch, args.seq_len, offset=offset):
+                t0 = time.perf_counter()
+                # A diverging run overflows somewhere; the finiteness checks below stop it with one clear message
+                # (and nothing saved) instead of a stream of overflow warnings.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    logits, state = model(x.T, state)            # (T, B, V); state carried to the next chunk
+                    loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.T.reshape(-1))
+                    norm = math.nan
+                    if math.isfinite(loss):
+                        opt.zero_grad()
+                        model.backward(loss_fn.backward().reshape(logits.shape))
+                        norm = clip_grad_norm(model.parameters(), args.clip)
+                    if not (math.isfinite(loss) and math.isfinite(norm)):
+                        model.clear_cache()
+                        loss_fn.clear_cache()
+                        what = f"training loss became {loss}" if not math.isfinite(loss) else \
+                            f"gradient norm became {norm}"
+                        print(f"error: the {what} at step {step}; stopping without saving (try a smaller --lr or "
+                              "--clip)", file=sys.stderr)
+                        return 3
+                    opt.step()
+                train_time += time.perf_counter() - t0
+                step += 1
+                steps_here += 1
+                chars += y.size
+                run_loss += loss
+                run_n += 1
+                done = train_time >= budget or (args.max_steps is not None and steps_here >= args.max_steps)
+                if train_time - last_log >= args.log_every or done:
+                    print(f"step {step:6d}  train loss {run_loss / run_n:.4f} nats  {chars / 1e6:.2f}M chars  "
+                          f"{train_time:6.1f} s  {steps_here * args.batch * args.seq_len / train_time:,.0f} chars/s",
+                          flush=True)
+                    last_log, run_loss, run_n = train_time, 0.0, 0
+                if train_time - last_eval >= args.eval_every and not done:
+                    held = heldout_loss(model, held_ids)
+                    print(f"step {step:6d}  held-out loss {held:.4f} nats  {held / LN2:.4f} bpc  "
+                          f"({train_time:.1f} s of training)", flush=True)
+                    last_eval = train_time
+                if done:
+                    break
+    if held_ids is not None:
+        held = heldout_loss(model, held_ids)
+    if args.save:
+        save_checkpoint(args.save, model, opt, vocab, step, chars)
+        print(f"saved model, optimizer, vocabulary and step {step} to {args.save}")
+    if args.sample:
+        print("-" * 20 + f" sample (temperature {args.temperature}) " + "-" * 20)
+        print(sample(model, vocab, args.sample, args.temperature, args.prompt, rng))
+        print("-" * 60)
+    if held is not None:
+        print(f"final held-out loss {held:.4f} nats, {held / LN2:.4f} bpc after {train_time:.1f} s of training "
+              f"({step} steps)")
+        if args.goal is not None and held / LN2 > args.goal:
+            print(f"missed the goal: {held / LN2:.4f} bpc > {args.goal}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

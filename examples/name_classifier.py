@@ -1,0 +1,238 @@
+"""Which language is a surname from? The seed course's name classifier (18 languages), in minirnn.
+
+    python examples/name_classifier.py --train ../shared/data/names_train.csv.gz \
+        --test ../shared/data/names_test.csv.gz --epochs 30 --save names.npz
+    python examples/name_classifier.py --load names.npz --predict Dostoevsky Nakamura
+
+The model is the course's: each character's code (ASCII, 0-127) -> Embedding(128, 100) -> a bidirectional
+2-layer GRU (hidden 100) run over the padded batch with ``lengths=`` (so padding never enters the recurrence
+and the backward direction starts at each name's own last letter) -> Linear(200, 18) on the final forward and
+backward states of the last layer. Batches of 256, Adam (lr 1e-3), cross-entropy.
+
+Non-ASCII letters: a name is folded to ASCII first (Unicode NFKD, accents dropped: "Schröder" -> "Schroder",
+"Großer" -> "Grosser"); a character with no ASCII form becomes the unknown code 26 (SUB). See
+``minirnn.data.Vocab.ascii``. Code 0 (NUL) is padding.
+
+Prints one line per epoch (mean training loss, test accuracy, seconds of training and of evaluation); the last
+line is the test accuracy. Exits 1 when the accuracy misses ``--goal``, 2 on bad arguments, 3 when the loss
+stops being finite (nothing is saved then). The data is not shipped with minirnn: pass the paths.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minirnn  # noqa: E402
+from minirnn import GRU, Adam, CrossEntropyLoss, Embedding, Linear, Module, SequenceBatcher, Vocab  # noqa: E402
+from minirnn.data import read_name_csv  # noqa: E402
+
+
+class NameClassifier(Module):
+    """x (B, T) character codes, lengths (B,) -> logits (B, n_classes).
+
+    Embedding(n_chars, hidden) -> GRU(hidden, hidden, n_layers, bidirectional) with lengths
+    -> Linear(2 * hidden, n_classes) on concat(h_n[-2], h_n[-1]) (last layer's forward and backward states).
+    """
+
+    def __init__(self, n_chars: int = 128, hidden: int = 100, n_classes: int = 18, n_layers: int = 2,
+                 rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        self.config = dict(n_chars=n_chars, hidden=hidden, n_classes=n_classes, n_layers=n_layers)
+        self.hidden = hidden
+        self.embedding = Embedding(n_chars, hidden, rng=rng)
+        self.gru = GRU(hidden, hidden, n_layers, bidirectional=True, rng=rng)
+        self.fc = Linear(2 * hidden, n_classes, rng=rng)
+
+    def get_config(self) -> dict:
+        """Constructor arguments, so that a checkpoint can rebuild the model (minirnn.load(path).build(...))."""
+        return dict(self.config)
+
+    def forward(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        emb = self.embedding(x.T)                                  # (T, B, hidden): the GRU is time-major
+        _, h_n = self.gru(emb, None, lengths=lengths)               # h_n (n_layers * 2, B, hidden)
+        self._save(h_n.shape)
+        return self.fc(np.concatenate([h_n[-2], h_n[-1]], axis=1))  # (B, n_classes)
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        dfeat = self.fc.backward(dlogits)                           # (B, 2 * hidden)
+        dh_n = np.zeros(self._pop(), dtype=dfeat.dtype)
+        dh_n[-2], dh_n[-1] = dfeat[:, : self.hidden], dfeat[:, self.hidden:]
+        demb, _ = self.gru.backward(None, dh_n)                     # the outputs are not used: dout = None
+        self.embedding.backward(demb)
+        return None
+
+
+# ---- checkpoint: the model's arrays, its configuration, the vocabulary and the labels -----------------------
+def save_checkpoint(path: str, model: NameClassifier, vocab: Vocab, labels: Vocab) -> None:
+    minirnn.save(model, path, vocab=vocab.to_dict(), labels=labels.to_dict())
+
+
+def load_checkpoint(path: str) -> tuple[NameClassifier, Vocab, Vocab]:
+    ckpt = minirnn.load(path)
+    if "vocab" not in ckpt.metadata or "labels" not in ckpt.metadata or ckpt.config is None:
+        raise SystemExit(f"{path}: not a name-classifier checkpoint; write one with --save")
+    model = ckpt.build({"NameClassifier": NameClassifier})
+    return model, Vocab.from_dict(ckpt.metadata["vocab"]), Vocab.from_dict(ckpt.metadata["labels"])
+
+
+def predict(model: NameClassifier, vocab: Vocab, labels: Vocab, names: list[str], k: int = 3) -> None:
+    """Print the top ``k`` languages with their probabilities for each name."""
+    model.eval()
+    seqs = [vocab.encode(n) for n in names]
+    if any(len(s) == 0 for s in seqs):
+        raise SystemExit("--predict: names must not be empty")
+    x, lengths = minirnn.pad_sequences(seqs, vocab.pad_index)
+    with minirnn.no_grad():
+        logits = model(x, lengths).astype(np.float64)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    for name, row in zip(names, p):
+        top = np.argsort(-row)[:k]
+        print(f"{name}: " + ", ".join(f"{labels.itos[i]} {row[i]:.3f}" for i in top))
+
+
+def evaluate(model: NameClassifier, batches: SequenceBatcher) -> float:
+    model.eval()
+    correct = total = 0
+    with minirnn.no_grad():
+        for x, lengths, y, _ in batches:
+            correct += int((model(x, lengths).argmax(axis=1) == y).sum())
+            total += len(y)
+    model.train()
+    return correct / total
+
+
+def plot_curves(path: str, losses: list[float], accs: list[float]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = np.arange(1, len(losses) + 1)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(epochs, losses, marker="o")
+    a1.set(xlabel="epoch", ylabel="mean training loss (nats)", title="loss")
+    a2.plot(epochs, accs, marker="o", color="C1")
+    a2.set(xlabel="epoch", ylabel="test accuracy", title="accuracy")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--train", help="training CSV (gzip or plain; rows name,language)")
+    ap.add_argument("--test", help="test CSV, same layout")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--hidden", type=int, default=100)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--bucket", type=int, default=8,
+                    help="length bucketing: batches drawn from shuffled pools of BUCKET*batch-size names sorted by "
+                         "length (less padding, fewer time steps); 0 = plain shuffled batches")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="use only the first LIMIT rows of each file (quick runs)")
+    ap.add_argument("--goal", type=float, default=0.835, help="exit 1 unless the final test accuracy reaches this")
+    ap.add_argument("--save", metavar="PATH", help="write the trained model, vocabulary and labels here")
+    ap.add_argument("--load", metavar="PATH", help="use a saved model instead of training (with --predict)")
+    ap.add_argument("--predict", nargs="+", metavar="NAME", help="print the top 3 languages for these names")
+    ap.add_argument("--plot", metavar="PNG", help="save the loss and accuracy curves (needs matplotlib)")
+    args = ap.parse_args(argv)
+
+    if args.load:
+        if not args.predict:
+            ap.error("--load is for --predict: give names to classify")
+        if not os.path.exists(args.load):
+            ap.error(f"--load: no such file {args.load!r}")
+        model, vocab, labels = load_checkpoint(args.load)
+        predict(model, vocab, labels, args.predict)
+        return 0
+    if not args.train or not args.test:
+        ap.error("--train and --test are required (or --load PATH --predict NAME ...)")
+    for p in (args.train, args.test):
+        if not os.path.exists(p):
+            ap.error(f"no such file {p!r}")
+    if args.epochs < 1:
+        ap.error("--epochs must be at least 1")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            ap.error("--plot needs matplotlib, which is not installed: pip install matplotlib")
+
+    rng = np.random.default_rng(args.seed)
+    vocab = Vocab.ascii()
+    train_names, train_langs = read_name_csv(args.train, limit=args.limit)
+    test_names, test_langs = read_name_csv(args.test, limit=args.limit)
+    labels = Vocab.build([train_langs], pad=None, unk=None)       # sorted, as the seed's country_list
+    unseen = sorted(set(test_langs) - set(labels.itos))
+    if unseen:
+        ap.error(f"test languages not in the training file: {unseen}")
+    train_x = [vocab.encode(n) for n in train_names]
+    test_x = [vocab.encode(n) for n in test_names]
+    train_y, test_y = labels.encode(train_langs), labels.encode(test_langs)
+    train_batches = SequenceBatcher(train_x, train_y, args.batch_size, seed=args.seed, bucket=args.bucket,
+                                    pad_value=vocab.pad_index)
+    # evaluation: the whole test set sorted by length (fewer padded steps; the order does not change accuracy)
+    test_batches = SequenceBatcher(test_x, test_y, args.batch_size, shuffle=False,
+                                   bucket=len(test_x) // args.batch_size + 1, pad_value=vocab.pad_index)
+
+    model = NameClassifier(len(vocab), args.hidden, len(labels), args.layers, rng=rng)
+    opt = Adam(model.parameters(), lr=args.lr)
+    loss_fn = CrossEntropyLoss()
+    print(f"minirnn {minirnn.__version__}: {len(train_x)} train / {len(test_x)} test names, {len(labels)} languages, "
+          f"{len(train_batches)} batches of {args.batch_size}")
+    losses, accs, train_secs = [], [], []
+    acc = 0.0
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.perf_counter()
+        total = 0.0
+        for x, lengths, y, _ in train_batches:
+            # A diverging run overflows somewhere; it is caught by the finiteness check on the loss, which stops
+            # with one clear message instead of a stream of overflow warnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits = model(x, lengths)
+                loss = loss_fn(logits, y)
+                if not math.isfinite(loss):
+                    model.clear_cache()
+                    loss_fn.clear_cache()
+                    print(f"error: the loss became {loss} in epoch {epoch}; stopping without saving "
+                          "(try a smaller --lr)", file=sys.stderr)
+                    return 3
+                opt.zero_grad()
+                model.backward(loss_fn.backward())
+                opt.step()
+            total += loss * len(y)
+        t1 = time.perf_counter()
+        with np.errstate(over="ignore", invalid="ignore"):      # a diverging model is caught by the next loss
+            acc = evaluate(model, test_batches)
+        t2 = time.perf_counter()
+        losses.append(total / len(train_x))
+        accs.append(acc)
+        train_secs.append(t1 - t0)
+        print(f"epoch {epoch:3d}  loss {losses[-1]:.4f}  test acc {acc:.4f}  train {t1 - t0:.2f} s  "
+              f"eval {t2 - t1:.2f} s", flush=True)
+    print(f"median train seconds per epoch: {float(np.median(train_secs)):.2f}")
+    if args.save:
+        save_checkpoint(args.save, model, vocab, labels)
+        print(f"saved model, vocabulary and labels to {args.save}")
+    if args.plot:
+        plot_curves(args.plot, losses, accs)
+        print(f"saved curves to {args.plot}")
+    if args.predict:
+        predict(model, vocab, labels, args.predict)
+    print(f"test accuracy: {acc:.4f}")
+    if acc < args.goal:
+        print(f"missed the goal: test accuracy {acc:.4f} < {args.goal}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

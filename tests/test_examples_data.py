@@ -1,0 +1,150 @@
+"""The examples, each run as a subprocess in a short mode: exit codes and the lines a user reads.
+
+The name classifier needs the course's files (../shared/data from the repository root) and is skipped with a
+reason when they are absent; the char LM and the seq2seq run on text written here, so they never skip.
+"""
+import csv
+import gzip
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+EXAMPLES = os.path.join(ROOT, "examples")
+DATA = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
+NAMES_TRAIN = os.path.join(DATA, "names_train.csv.gz")
+NAMES_TEST = os.path.join(DATA, "names_test.csv.gz")
+needs_names = pytest.mark.skipif(not (os.path.exists(NAMES_TRAIN) and os.path.exists(NAMES_TEST)),
+                                 reason=f"the course's name files are not at {DATA} (the repository never ships them)")
+
+
+def run(script, *args, timeout=120):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
+    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
+                       text=True, timeout=timeout, cwd=ROOT, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+# ---- name classifier --------------------------------------------------------------------------------------------
+def _tiny_names_csv(path, rows_per_language=12):
+    """Two easy languages (names ending in -ov / -moto) so that a few epochs learn them."""
+    rows = []
+    for i in range(rows_per_language):
+        stem = "abcdefghijkl"[i]
+        rows += [(f"Iv{stem}nov", "Russian"), (f"Y{stem}moto", "Japanese"), (f"Schr{stem}öder", "German")]
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def test_name_classifier_save_predict_and_errors(tmp_path):
+    train, test, ckpt = tmp_path / "train.csv.gz", tmp_path / "test.csv.gz", tmp_path / "names.npz"
+    _tiny_names_csv(train)
+    _tiny_names_csv(test, 4)
+    code, out, err = run("name_classifier.py", "--train", train, "--test", test, "--epochs", 2, "--hidden", 16,
+                         "--batch-size", 8, "--goal", 0, "--save", ckpt, "--predict", "Ivanov")
+    assert code == 0, err
+    assert re.search(r"^epoch +1  loss \d+\.\d+  test acc \d\.\d+  train \d+\.\d+ s  eval \d+\.\d+ s$", out, re.M)
+    assert out.strip().splitlines()[-1].startswith("test accuracy: ")
+    assert ckpt.exists()
+    code, out, err = run("name_classifier.py", "--load", ckpt, "--predict", "Dostoevsky", "Nakamura")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    for line, name in zip(lines, ("Dostoevsky", "Nakamura")):
+        m = re.fullmatch(rf"{name}: (\w+) (\d\.\d+), (\w+) (\d\.\d+), (\w+) (\d\.\d+)", line)
+        assert m, line
+        probs = [float(m.group(i)) for i in (2, 4, 6)]
+        assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1.0) < 0.01   # 3 languages: all of them
+    # an unreachable goal exits 1 but still reports
+    code, out, err = run("name_classifier.py", "--train", train, "--test", test, "--epochs", 1, "--hidden", 8,
+                         "--goal", 1.01)
+    assert code == 1 and "missed the goal" in err and out.strip().splitlines()[-1].startswith("test accuracy")
+    # a diverging run stops with a clear message and writes nothing
+    bad = tmp_path / "bad.npz"
+    code, out, err = run("name_classifier.py", "--train", train, "--test", test, "--epochs", 3, "--hidden", 8,
+                         "--lr", 1e30, "--save", bad)
+    assert code == 3 and "stopping without saving" in err and not bad.exists()
+    code, _, err = run("name_classifier.py", "--test", test)
+    assert code == 2 and "--train and --test are required" in err
+
+
+def test_name_classifier_plot_is_optional(tmp_path):
+    train = tmp_path / "train.csv.gz"
+    _tiny_names_csv(train, 3)
+    png = tmp_path / "curves.png"
+    code, out, err = run("name_classifier.py", "--train", train, "--test", train, "--epochs", 1, "--hidden", 8,
+                         "--goal", 0, "--plot", png)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert code == 2 and "--plot needs matplotlib" in err and not png.exists()
+    else:
+        assert code == 0 and png.exists(), err
+
+
+@needs_names
+def test_name_classifier_on_the_course_data(tmp_path):
+    code, out, err = run("name_classifier.py", "--train", NAMES_TRAIN, "--test", NAMES_TEST, "--limit", 1500,
+                         "--epochs", 2, "--goal", 0.2, "--seed", 1)
+    assert code == 0, err
+    assert "1500 train / 1500 test names" in out
+    acc = float(out.strip().splitlines()[-1].split(":")[1])
+    assert 0.2 <= acc <= 1.0
+
+
+# ---- character-level language model ----------------------------------------------------------------------------
+def test_char_lm_trains_saves_resumes_and_samples(tmp_path):
+    text = tmp_path / "tiny.txt"
+    text.write_text("the cat sat on the mat. " * 60 + "é", encoding="utf-8")
+    ckpt = tmp_path / "lm.npz"
+    small = ["--hidden", 24, "--embed", 8, "--batch", 4, "--seq-len", 16]
+    code, out, err = run("char_lm.py", "--text", text, "--max-steps", 6, *small, "--save", ckpt, "--sample", 30,
+                         "--prompt", "the ", "--temperature", 0.5)
+    assert code == 0, err
+    assert re.search(r"^step +6  train loss \d+\.\d+ nats", out, re.M)
+    m = re.search(r"^final held-out loss (\d+\.\d+) nats, (\d+\.\d+) bpc after .* \(6 steps\)$", out, re.M)
+    assert m and abs(float(m.group(2)) - float(m.group(1)) / 0.6931471805599453) < 1e-3
+    assert "saved model, optimizer, vocabulary and step 6" in out and ckpt.exists()
+    sample_lines = out.split(" sample (temperature 0.5) ")[1]
+    assert sample_lines.split("\n", 1)[1].startswith("the ")
+    # resume: the step counter continues and training goes on from the saved optimizer state
+    code, out, err = run("char_lm.py", "--text", text, "--resume", ckpt, "--max-steps", 2, *small)
+    assert code == 0, err
+    assert "resumed" in out and "step 6" in out and "(8 steps)" in out
+    # sample only from the checkpoint (no text needed), greedy; a prompt character never seen maps to <unk>
+    code, out, err = run("char_lm.py", "--resume", ckpt, "--minutes", 0, "--sample", 10, "--temperature", 0,
+                         "--prompt", "Zebra")
+    assert code == 0, err
+    assert "Zebra" in out and "held-out" not in out
+    code, _, err = run("char_lm.py", "--minutes", 1)
+    assert code == 2 and "--text is required" in err
+
+
+def test_char_lm_goal_and_divergence(tmp_path):
+    text = tmp_path / "tiny.txt"
+    text.write_text("abcabcabd " * 80, encoding="utf-8")
+    small = ["--hidden", 8, "--embed", 4, "--batch", 2, "--seq-len", 8]
+    code, out, err = run("char_lm.py", "--text", text, "--max-steps", 2, *small, "--goal", 0.01)
+    assert code == 1 and "missed the goal" in err
+    bad = tmp_path / "bad.npz"
+    code, out, err = run("char_lm.py", "--text", text, "--max-steps", 20, *small, "--lr", 1e30, "--clip", 1e30,
+                         "--save", bad)
+    assert code == 3 and "stopping without saving" in err and not bad.exists()
+
+
+# ---- seq2seq -------------------------------------------------------------------------------------------------
+def test_seq2seq_learns_every_pair():
+    code, out, err = run("seq2seq.py", "--epochs", 400)
+    assert code == 0, out + err
+    for src, tgt in [("man", "women"), ("black", "white"), ("king", "queen"), ("girl", "boy"), ("up", "down"),
+                     ("high", "low")]:
+        assert f"\n{src} -> {tgt}\n" in out
+    assert out.strip().splitlines()[-1] == "training pairs decoded correctly: 6/6"
+
+
+def test_seq2seq_exits_nonzero_when_undertrained():
+    code, out, _ = run("seq2seq.py", "--epochs", 1)
+    assert code == 1 and "(expected" in out
