@@ -1,13 +1,13 @@
 """minirnn: recurrent networks in pure NumPy with hand-written forward and backward passes."""
+from .data import Batch, SequenceBatcher, Vocab, fold_to_ascii, pad_sequences, read_name_csv, split_text, stream_batches
+from .gradcheck import GradcheckReport, gradcheck
 from .init import manual_seed
 from .layers import Dropout, Embedding, Linear
-from .module import Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .module import IncompatibleKeys, Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
+from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, clip_grad_norm_, clip_grad_value,
+                    clip_grad_value_)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .serialization import Checkpoint, from_torch_state_dict, load, load_module, module_config, module_from_config, save
 
 __version__ = "0.1.0"
-from .gradcheck import GradcheckReport, gradcheck
-from .data import Batch, SequenceBatcher, Vocab, fold_to_ascii, pad_sequences, read_name_csv, split_text, stream_batches
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
-from .serialization import Checkpoint, from_torch_state_dict, load, load_module, module_config, module_from_config, save
-from .module import IncompatibleKeys

@@ -61,6 +61,16 @@ def gradcheck(fn: Module | Callable[..., Any], inputs: Sequence[Any], *, kwargs:
     arrays, whose top-level items are passed to backward as separate arguments (``rnn.backward(dout, dh_n)``).
     Backward returns the gradient of ``inputs[0]`` alone, or a tuple aligned with ``inputs``.
     """
+    from .checks import finite_real
+
+    for name, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        v = finite_real(name, value)
+        if v < 0 or (name == "eps" and v == 0):
+            raise ValueError(f"{name}: expected a {'positive' if name == 'eps' else 'non-negative'} finite number, "
+                             f"got {value!r}")
+    if not isinstance(inputs, (tuple, list)):
+        raise TypeError(f"inputs: expected a list or tuple of the forward's positional inputs, "
+                        f"got {type(inputs).__name__}")
     kwargs = kwargs or {}
     module = fn if isinstance(fn, Module) else None
     bwd = backward if backward is not None else getattr(fn, "backward", None)

@@ -2,9 +2,11 @@
 ValueError, IndexError; RuntimeError for a backward with nothing to pop) with a message that names the argument,
 and a failed call must leave the module as it was (no parameter changed, no forward cache pushed or lost).
 
-Each checked call is one *case*. The count per area is written at the end of the module to the pytest cache
-(``pytest --cache-show 'minirnn/*'``), to ``$MINIRNN_BAD_INPUT_REPORT`` when that is set, and printed in the
-terminal summary line ``bad-input cases: N tried, N with clear errors, 0 silently accepted``.
+Each checked call is one *case*. The counts (per area, and every failure by kind) are written at the end of the
+module to the pytest cache (``pytest --cache-show 'minirnn/*'``), to ``$MINIRNN_BAD_INPUT_REPORT`` when that is set,
+and printed in the terminal line ``bad-input cases: N tried, N with clear errors, 0 silently accepted, ...``.
+The count is deterministic under the default hypothesis profile ``ci`` (derandomize=True, tests/conftest.py):
+``python -m pytest tests/test_bad_input.py`` (or the whole suite) prints it.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from hypothesis import strategies as st
 
 import minirnn
 
-CASES: collections.Counter = collections.Counter()
+CASES: collections.Counter = collections.Counter()      # per area: calls that raised a clear error
+FAILED: collections.Counter = collections.Counter()     # per outcome: silently accepted, wrong type, unclear message
 MORE = settings(max_examples=4 * settings.default.max_examples)   # the cheap, many-branched tests draw more
 UNSET = object()
 
@@ -30,9 +33,14 @@ UNSET = object()
 @pytest.fixture(scope="module", autouse=True)
 def _report(request):
     yield
-    total = sum(CASES.values())
-    summary = {"total": total, "by_area": dict(sorted(CASES.items())), "silently_accepted": 0}
-    request.config.cache.set("minirnn/bad_input_cases", summary)
+    clear = sum(CASES.values())
+    total = clear + sum(FAILED.values())
+    summary = {"total": total, "clear_errors": clear, "by_area": dict(sorted(CASES.items())),
+               "silently_accepted": FAILED["silently accepted"], "wrong_exception": FAILED["wrong exception"],
+               "unclear_message": FAILED["unclear message"]}
+    cache = getattr(request.config, "cache", None)          # absent under -p no:cacheprovider
+    if cache is not None:
+        cache.set("minirnn/bad_input_cases", summary)
     path = os.environ.get("MINIRNN_BAD_INPUT_REPORT")
     if path:
         with open(path, "w") as f:
@@ -42,16 +50,26 @@ def _report(request):
     if reporter is not None and total:
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             reporter.write_line("")
-            reporter.write_line(f"bad-input cases: {total} tried, {total} with clear errors, 0 silently accepted "
-                                f"({', '.join(f'{k} {v}' for k, v in sorted(CASES.items()))})")
+            reporter.write_line(
+                f"bad-input cases: {total} tried, {clear} with clear errors, {FAILED['silently accepted']} silently "
+                f"accepted, {FAILED['wrong exception']} with the wrong exception, {FAILED['unclear message']} with "
+                f"an unclear message ({', '.join(f'{k} {v}' for k, v in sorted(CASES.items()))})")
 
 
 def _names_in(msg: str, names) -> bool:
     return any(re.search(r"(?<![\w\[])" + re.escape(n) + r"(?![\w])", msg) for n in names)
 
 
+def _fail(outcome: str, text: str):
+    FAILED[outcome] += 1
+    pytest.fail(text)
+
+
 def expect(area: str, fn, types, names, module: minirnn.Module | None = None):
-    """``fn()`` must raise ``types`` naming one of ``names``, and leave ``module`` (parameters, caches) unchanged."""
+    """``fn()`` must raise ``types`` naming one of ``names``, and leave ``module`` (parameters, caches) unchanged.
+
+    Every call is counted: in CASES[area] when it raised a clear error, else in FAILED (and the test fails), so
+    the summary line counts every case that was tried, including examples hypothesis replays while shrinking."""
     names = (names,) if isinstance(names, str) else tuple(names)
     before = None
     if module is not None:
@@ -61,14 +79,16 @@ def expect(area: str, fn, types, names, module: minirnn.Module | None = None):
         fn()
     except types as e:
         msg = str(e)
-        assert _names_in(msg, names), f"{area}: the message {msg!r} names none of {names}"
+        if not _names_in(msg, names):
+            _fail("unclear message", f"{area}: the message {msg!r} names none of {names}")
     except Exception as e:  # the wrong exception type is a failure too
-        pytest.fail(f"{area}: expected {types} naming {names}, got {type(e).__name__}: {e}")
+        _fail("wrong exception", f"{area}: expected {types} naming {names}, got {type(e).__name__}: {e}")
     else:
-        pytest.fail(f"{area}: bad input silently accepted (expected {types} naming {names})")
+        _fail("silently accepted", f"{area}: bad input silently accepted (expected {types} naming {names})")
     if module is not None:
         after = ({k: v.tobytes() for k, v in module.state_dict().items()}, [len(m._cache) for m in module.modules()])
-        assert after == before, f"{area}: a failed call changed the module"
+        if after != before:
+            _fail("silently accepted", f"{area}: a failed call changed the module")
     CASES[area] += 1
 
 
@@ -545,3 +565,21 @@ def test_optimizers(data):
     expect(area, lambda: minirnn.SGD([], lr=0.1), ValueError, "params")
     expect(area, lambda: minirnn.clip_grad_norm(params, data.draw(st.floats(max_value=-1e-9), label="max_norm")),
            ValueError, "max_norm")
+
+
+@given(data=st.data())
+def test_gradcheck_arguments(data):
+    area = "gradcheck"
+    lin = minirnn.Linear(2, 2, dtype=np.float64, rng=0)
+    x = np.ones((1, 2))
+    for arg in ("eps", "atol", "rtol"):
+        value, exc = data.draw(st.one_of(
+            st.floats(max_value=-1e-300).map(lambda v: (v, ValueError)),
+            st.sampled_from([float("nan"), float("inf")]).map(lambda v: (v, ValueError)),
+            st.sampled_from(["1e-6", None, [1e-6]]).map(lambda v: (v, TypeError))), label=arg)
+        expect(area, lambda: minirnn.gradcheck(lin, [x], **{arg: value}), exc, arg, lin)
+    expect(area, lambda: minirnn.gradcheck(lin, [x], eps=0.0), ValueError, "eps", lin)
+    expect(area, lambda: minirnn.gradcheck(lin, x), TypeError, "inputs", lin)
+    expect(area, lambda: minirnn.gradcheck(data.draw(st.sampled_from([3, "f", None]), label="fn"), [x]),
+           TypeError, "fn")
+    expect(area, lambda: minirnn.gradcheck(lin, [x.astype(np.float32)]), TypeError, "x", lin)

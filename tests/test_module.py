@@ -585,3 +585,40 @@ def test_sequential_backward_matches_the_hand_chained_layers_and_gradcheck():
     for n, p in seq.named_parameters():
         np.testing.assert_allclose(p.grad, g[n], rtol=1e-14)
     assert mr.gradcheck(seq, (x,))
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_sigmoid", "lstm", "lstm_proj", "gru"])
+def test_sequence_backward_accepts_none_for_any_upstream_gradient(kind):
+    """``rnn.backward(dout, dh_n)`` / ``lstm.backward(dout, (dh_n, dc_n))``: None is an all-zero gradient, for each
+    argument alone and in every combination (the torch cross-checks cover the case with all of them given)."""
+    import itertools
+
+    from helpers import flatten, is_lstm, like, make_seq, randomize
+
+    rng = np.random.default_rng(5)
+    m = make_seq(kind, 3, 4, 2, True, rng=rng, proj=2 if kind == "lstm_proj" else None)
+    randomize(m, rng)
+    x = rng.uniform(-2, 2, (5, 2, 3))
+    out, state = m(x)
+    m.clear_cache()
+    dout, dstate = like(out, rng), like(state, rng)
+    parts = [dout] + [a for _, a in flatten(dstate)]
+    for keep in itertools.product([True, False], repeat=len(parts)):
+        given = [p if k else None for p, k in zip(parts, keep)]
+        zeros = [p if k else np.zeros_like(p) for p, k in zip(parts, keep)]
+        results = []
+        for args in (given, zeros):
+            m.zero_grad()
+            m(x)
+            if is_lstm(m):
+                dx, (dh0, dc0) = m.backward(args[0], (args[1], args[2]))
+                got = [dx, dh0, dc0]
+            else:
+                dx, dh0 = m.backward(args[0], args[1])
+                got = [dx, dh0]
+            results.append(got + [np.zeros_like(p.data) if p.grad is None else p.grad.copy()
+                                  for p in m.parameters()])
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(a, b)
+        if not any(keep):
+            assert all(not np.any(a) for a in results[0]), "no upstream gradient must give all-zero gradients"
