@@ -3,8 +3,9 @@
     python benchmarks/name_classifier_torch.py --train ../shared/data/names_train.csv.gz \
         --test ../shared/data/names_test.csv.gz [--epochs 30] [--threads 2]
 
-The data pipeline is minirnn.data itself (same vocabulary, same seeded batches, index for index), so the only
-difference between the two programs is the framework. Prints one line per epoch (loss, test accuracy, seconds
+The data pipeline is minirnn.data itself (same vocabulary, same seeded batches, index for index), so the two
+programs differ only by the framework and by the initial weights (drawn from the same distributions, but by
+torch's generator rather than NumPy's: compare accuracies over seeds, not run against run). Prints one line per epoch (loss, test accuracy, seconds
 of training and of evaluation) and, last, the test accuracy.
 """
 from __future__ import annotations

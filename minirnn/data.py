@@ -7,6 +7,7 @@ minirnn model and its PyTorch twin (``benchmarks/``) index for index.
                         tokens outside it (``Vocab.ascii()``: character codes 0-127, accents folded)
     fold_to_ascii       NFKD accent folding: "Schröder" -> "Schroder", "Großer" -> "Grosser"
     pad_sequences       list of index sequences -> (B, T) padded array + (B,) lengths
+    unpad_sequences     the inverse: padded array + lengths -> list of sequences (torch's unpad_sequence)
     SequenceBatcher     seeded, shuffled mini-batches of padded sequences with lengths and targets
     read_name_csv       the course's gzip CSV (rows ``name,language``, no header)
     split_text, stream_batches   a long token stream for truncated-BPTT language models
@@ -28,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 __all__ = [
-    "Vocab", "fold_to_ascii", "pad_sequences", "Batch", "SequenceBatcher", "read_name_csv",
+    "Vocab", "fold_to_ascii", "pad_sequences", "unpad_sequences", "Batch", "SequenceBatcher", "read_name_csv",
     "split_text", "stream_batches", "NORMALIZERS",
 ]
 
@@ -278,6 +279,29 @@ def pad_sequences(seqs: Sequence[Sequence[int] | np.ndarray], pad_value: int = 0
     if not batch_first:
         out = np.ascontiguousarray(np.swapaxes(out, 0, 1))
     return out, lengths
+
+
+def unpad_sequences(padded: np.ndarray, lengths: Sequence[int] | np.ndarray, *, batch_first: bool = True
+                    ) -> list[np.ndarray]:
+    """Inverse of :func:`pad_sequences` (torch.nn.utils.rnn.unpad_sequence): cut each row back to its length.
+
+    padded   (B, T, *feature) with batch_first, else (T, B, *feature) -- e.g. a layer's ``out`` run with lengths
+    lengths  (B,) ints in [0, T]
+    returns  B arrays of shape (L_b, *feature), copies (so they outlive ``padded``)
+    """
+    padded = np.asarray(padded)
+    if padded.ndim < 2:
+        raise ValueError(f"padded: expected at least 2 dimensions (batch and time), got shape {padded.shape}")
+    if not batch_first:
+        padded = np.swapaxes(padded, 0, 1)
+    B, T = padded.shape[:2]
+    lens = np.asarray(lengths)
+    if lens.shape != (B,) or not (np.issubdtype(lens.dtype, np.integer) or lens.size == 0):
+        raise ValueError(f"lengths: expected {B} integers (one per sequence), got shape {lens.shape}, "
+                         f"dtype {lens.dtype}")
+    if lens.size and (lens.min() < 0 or lens.max() > T):
+        raise ValueError(f"lengths: expected values in [0, {T}] (T = {T}), got {lens.min()}..{lens.max()}")
+    return [padded[b, : int(n)].copy() for b, n in enumerate(lens)]
 
 
 class Batch(NamedTuple):

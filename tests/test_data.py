@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minirnn.data import (SequenceBatcher, Vocab, fold_to_ascii, pad_sequences, read_name_csv, split_text,
-                          stream_batches)
+                          stream_batches, unpad_sequences)
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 NAMES_TRAIN = os.path.join(DATA, "names_train.csv.gz")
@@ -153,6 +153,46 @@ def test_pad_sequences_features_and_total_length():
         pad_sequences("abc")
     x, lengths = pad_sequences([])
     assert x.shape == (0, 0) and lengths.shape == (0,)
+
+
+@given(seq_lists, st.booleans())
+def test_unpad_inverts_pad(seqs, batch_first):
+    x, lengths = pad_sequences(seqs, 7, batch_first=batch_first)
+    back = unpad_sequences(x, lengths, batch_first=batch_first)
+    assert [b.tolist() for b in back] == seqs
+
+
+def test_unpad_with_features_and_errors():
+    seqs = [np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(4, 3)]
+    x, lengths = pad_sequences(seqs, 0, dtype=np.float64, batch_first=False, total_length=5)
+    for a, b in zip(unpad_sequences(x, lengths, batch_first=False), seqs):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one per sequence"):
+        unpad_sequences(x, [2, 4, 1], batch_first=False)
+    with pytest.raises(ValueError, match=r"in \[0, 5\]"):
+        unpad_sequences(x, [2, 6], batch_first=False)
+    with pytest.raises(ValueError, match="2 dimensions"):
+        unpad_sequences(np.zeros(3), [1])
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_padded_batch_with_lengths_equals_each_sequence_alone(kind):
+    """The data pipeline end to end: pad -> layer(lengths=) -> unpad gives what each sequence gives on its own
+    (the backward direction starts at each sequence's own last step; padding never enters)."""
+    import minirnn as mr
+    rng = np.random.default_rng(5)
+    layer = getattr(mr, kind)(3, 4, num_layers=2, bidirectional=True, batch_first=True, dtype=np.float64, rng=rng)
+    seqs = [rng.standard_normal((n, 3)) for n in (4, 1, 6, 3)]
+    x, lengths = pad_sequences(seqs, 99.0, dtype=np.float64)        # a loud pad value: it must not leak
+    with mr.no_grad():
+        out, state = layer(x, lengths=lengths)
+        alone_runs = [layer(s[None]) for s in seqs]
+    h_n = state[0] if kind == "LSTM" else state
+    for b, (s, o, (alone, st_alone)) in enumerate(zip(seqs, unpad_sequences(out, lengths), alone_runs)):
+        np.testing.assert_allclose(o, alone[0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(h_n[:, b], (st_alone[0] if kind == "LSTM" else st_alone)[:, 0], rtol=1e-12,
+                                   atol=1e-12)
+        assert (out[b, len(s):] == 0).all()                          # pad_packed_sequence's zeros
 
 
 # ---- batching --------------------------------------------------------------------------------------------------

@@ -135,6 +135,49 @@ def test_char_lm_goal_and_divergence(tmp_path):
     assert code == 3 and "stopping without saving" in err and not bad.exists()
 
 
+def _load_script(path, name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_char_lm_torch_twin_runs_and_evaluates_like_the_example(tmp_path):
+    """The PyTorch twin (benchmarks/char_lm_torch.py): a tiny run, and the same held-out number for the same weights."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: the twin benchmark cannot run")
+    text = tmp_path / "tiny.txt"
+    text.write_text("the cat sat on the mat. " * 60 + "é", encoding="utf-8")
+    small = ["--hidden", 24, "--embed", 8, "--batch", 4, "--seq-len", 16, "--threads", 1]
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "char_lm_torch.py"), "--text", str(text),
+                        *map(str, ["--max-steps", 6, *small])], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"^final held-out loss (\d+\.\d+) nats, (\d+\.\d+) bpc after .* \(6 steps\)$", p.stdout, re.M)
+    assert m and p.stdout.strip().splitlines()[-1] == m.group(0)
+    # the same split, vocabulary, initial weights, offsets and batches: the same losses up to float32 rounding
+    split = re.compile(r"\d+ characters: \d+ train, \d+ held out; vocabulary \d+")
+    code, out, err = run("char_lm.py", "--text", text, "--max-steps", 6, *small[:-2])
+    assert code == 0, err
+    assert split.search(p.stdout).group(0) == split.search(out).group(0)
+    final = re.compile(r"^final held-out loss (\d+\.\d+) nats", re.M)
+    assert abs(float(final.search(p.stdout).group(1)) - float(final.search(out).group(1))) <= 2e-4
+    train = re.compile(r"^step +6  train loss (\d+\.\d+) nats", re.M)
+    assert abs(float(train.search(p.stdout).group(1)) - float(train.search(out).group(1))) <= 2e-4
+    # same weights -> the same held-out loss from both programs' evaluation code
+    lm = _load_script(os.path.join(EXAMPLES, "char_lm.py"), "_char_lm_example")
+    tw = _load_script(os.path.join(ROOT, "benchmarks", "char_lm_torch.py"), "_char_lm_twin")
+    import numpy as np
+    from minirnn.data import Vocab, split_text
+    train_text, held_text = split_text(text.read_text(encoding="utf-8"), 0.1)
+    vocab = Vocab.build([train_text], pad=None, unk="<unk>")
+    ours = lm.CharLM(len(vocab), 8, 24, 2, rng=np.random.default_rng(0))
+    twin = tw.CharLM(len(vocab), 8, 24, 2).double()
+    twin.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in ours.state_dict().items()})
+    held = vocab.encode(held_text)
+    a, b = lm.heldout_loss(ours, held, seq_len=16), tw.heldout_loss(twin, held, seq_len=16)
+    assert abs(a - b) < 1e-5 * max(1.0, abs(b)), (a, b)
+
+
 # ---- seq2seq -------------------------------------------------------------------------------------------------
 def test_seq2seq_learns_every_pair():
     code, out, err = run("seq2seq.py", "--epochs", 400)
