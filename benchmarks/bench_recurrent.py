@@ -19,7 +19,8 @@ Each side runs in its own subprocess worker (a fresh interpreter per case and ro
 minirnn, torch, minirnn, torch, ...; a worker reports the median of its timed iterations and the table shows
 the median over the rounds. Both sides get OMP/OPENBLAS/MKL_NUM_THREADS=2 and torch.set_num_threads(2).
 The ratio is minirnn / torch (below 1: minirnn is faster). Results go to --json (default
-benchmarks/results/latest.json).
+benchmarks/results/latest.json), rewritten after every case (``complete`` false until the end). Every worker
+imports minirnn afresh from this checkout: run a long benchmark from a copy if the code may change meanwhile.
 """
 from __future__ import annotations
 
@@ -353,27 +354,51 @@ def main(argv: list[str] | None = None) -> int:
         print("torch is not available (or --no-torch): timing minirnn alone", file=sys.stderr)
 
     runs: dict[tuple[str, str], list[dict]] = {}
-    groups = [cases] if args.quick else [[c] for c in cases]   # quick: one process per side for every case
-    for group in groups:
-        for _ in range(repeats):
-            for side in sides:                                    # A B A B ...
-                for r in run_worker(side, group, iters, budget):
-                    runs.setdefault((r["case"], side), []).append(r)
 
     def med(case, side, key):
         vals = [r[key] for r in runs.get((case, side), []) if r[key] is not None]
         return statistics.median(vals) if vals else None
 
-    rows = []
-    for c in cases:
-        row = dict(c)
-        for side in ("minirnn", "torch"):
-            row[side] = {k: med(c["name"], side, k) for k in ("train_s", "infer_s", "mem_bytes", "np_peak_bytes")}
-            row[side]["runs"] = len(runs.get((c["name"], side), []))
-        for key in ("train_s", "infer_s", "mem_bytes"):
-            a, b = row["minirnn"][key], row["torch"][key]
-            row[key.replace("_s", "").replace("_bytes", "") + "_ratio"] = a / b if a is not None and b else None
-        rows.append(row)
+    def table_rows(done):
+        rows = []
+        for c in done:
+            row = dict(c)
+            for side in ("minirnn", "torch"):
+                row[side] = {k: med(c["name"], side, k) for k in ("train_s", "infer_s", "mem_bytes", "np_peak_bytes")}
+                row[side]["runs"] = len(runs.get((c["name"], side), []))
+            for key in ("train_s", "infer_s", "mem_bytes"):
+                a, b = row["minirnn"][key], row["torch"][key]
+                row[key.replace("_s", "").replace("_bytes", "") + "_ratio"] = a / b if a is not None and b else None
+            rows.append(row)
+        return rows
+
+    versions = _versions(sides)
+
+    def write_json(rows, complete):
+        if not args.json:
+            return
+        report = dict(
+            command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
+                             + (argv if argv is not None else sys.argv[1:])),
+            complete=complete, quick=args.quick, repeats=repeats, iters=iters, budget_s=budget, threads=THREADS,
+            sides=sides, python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
+            load_avg=os.getloadavg(), versions=versions, cases=rows,
+        )
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+    groups = [cases] if args.quick else [[c] for c in cases]   # quick: one process per side for every case
+    done = []
+    for group in groups:
+        for _ in range(repeats):
+            for side in sides:                                    # A B A B ...
+                for r in run_worker(side, group, iters, budget):
+                    runs.setdefault((r["case"], side), []).append(r)
+        done += group
+        if len(groups) > 1:                                       # a long run keeps what it has measured so far
+            write_json(table_rows(done), complete=False)
+    rows = table_rows(cases)
 
     head = (f"{'case':28s} {'T,B,I,H':>16s} | {'train ms':>8s} {'torch':>8s} {'ratio':>5s} | {'infer ms':>8s} "
             f"{'torch':>8s} {'ratio':>5s} | {'mem MB':>6s} {'torch':>6s} {'np_peak':>7s}")
@@ -389,17 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     print("ratio = minirnn / torch (median over rounds of each worker's median); mem = RSS high-water increase "
           "of the first training step; np_peak = tracemalloc peak of minirnn's step")
 
-    report = dict(
-        command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
-                         + (argv if argv is not None else sys.argv[1:])),
-        quick=args.quick, repeats=repeats, iters=iters, budget_s=budget, threads=THREADS, sides=sides,
-        python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
-        versions=_versions(sides), cases=rows,
-    )
+    write_json(rows, complete=True)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
         print(f"wrote {args.json}")
     return 0
 

@@ -23,6 +23,7 @@ Jacobian factors for a cache-sized chunk of steps at a time.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -69,6 +70,19 @@ def _active(batch_sizes: np.ndarray | None, T: int, B: int) -> list[int]:
     return [B] * T if batch_sizes is None else [int(b) for b in batch_sizes]
 
 
+def _steps(a: np.ndarray, active: list[int]) -> list[np.ndarray]:
+    """The views a[t, :active[t]] for every step t, made before the loop (``list(a)`` makes them fastest) so
+    the loop body is only the step's NumPy calls: at tiny sizes building views costs as much as a call."""
+    if active[-1] == a.shape[1]:                    # active is non-increasing: all B rows at every step
+        return list(a[:len(active)])
+    return [a[t, :b] for t, b in enumerate(active)]
+
+
+def _past_length(batch_sizes: np.ndarray, B: int) -> np.ndarray:
+    """(T, B) mask of the rows past their sequence's length (row b at step t, b >= batch_sizes[t])."""
+    return np.arange(B)[None, :] >= np.asarray(batch_sizes)[:, None]
+
+
 def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
             batch_sizes: np.ndarray | None = None, keep_tape: bool = True
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Tape | None]:
@@ -80,15 +94,23 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     H = GH // kernel.gates
     dt = X.dtype
     active = _active(batch_sizes, T, B)
+    # The kernel may want its gate pre-activations scaled (GateActivation: sigmoid/tanh from one exp). Scaling the
+    # weight rows once is exact (powers of two) and cheaper than a multiply per step or a pass over A.
+    scale = kernel.input_scale(H, dt)
+    W_ih, W_hh, b_ih, b_hh = w.W_ih, w.W_hh, w.b_ih, w.b_hh
+    if scale is not None:
+        W_ih, W_hh = W_ih * scale[:, None], W_hh * scale[:, None]
+        if b_ih is not None:
+            b_ih, b_hh = b_ih * scale, b_hh * scale
     # every input projection in one GEMM; b_hh joins b_ih unless the kernel needs gh on its own (GRU)
-    A = np.matmul(X.reshape(T * B, I), w.W_ih.T).reshape(T, B, GH)
+    A = np.matmul(X.reshape(T * B, I), W_ih.T).reshape(T, B, GH)
     b_step = None
     if kernel.separate_gh:
-        if w.b_ih is not None:
-            A += w.b_ih
-        b_step = w.b_hh
-    elif w.b_ih is not None:
-        A += w.b_ih + w.b_hh
+        if b_ih is not None:
+            A += b_ih
+        b_step = b_hh
+    elif b_ih is not None:
+        A += b_ih + b_hh
     new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
     Hs = new((T + 1, B, P), dtype=dt)
     Hs[0] = h0
@@ -102,22 +124,30 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     Hraw = None
     if w.W_hr is not None:
         Hraw = new((T, B, H), dtype=dt) if keep_tape else np.empty((1, B, H), dtype=dt)
-    W_hhT = w.W_hh.T
+    W_hhT = W_hh.T
     W_hrT = w.W_hr.T if w.W_hr is not None else None
-    for t in range(T):
-        b = active[t]
-        if b < B:
-            A[t, b:] = 0.0                                       # inactive rows: zeros, never activated
-        h_prev = Hs[t, :b]
-        gh = GHt[t, :b] if GHt is not None else gh_step[:b]
-        np.matmul(h_prev, W_hhT, out=gh)                         # the only sequential product
-        if b_step is not None:
-            np.add(gh, b_step, out=gh)
-        h = Hs[t + 1, :b] if Hraw is None else Hraw[t if keep_tape else 0, :b]
-        kernel.forward(A[t, :b], gh, h_prev, Cs[t, :b] if Cs is not None else None, h,
-                       Cs[t + 1, :b] if Cs is not None else None, ws)
-        if Hraw is not None:
-            np.matmul(h, W_hrT, out=Hs[t + 1, :b])               # LSTM projection: h = W_hr (o * tanh(c))
+    if batch_sizes is not None:
+        A[_past_length(batch_sizes, B)] = 0.0                    # inactive rows: zeros, never activated
+    # every per-step view made before the loop: the loop itself only calls (see _steps)
+    a_t, hp_t, hn_t = _steps(A, active), _steps(Hs[:-1], active), _steps(Hs[1:], active)
+    if GHt is not None:
+        gh_t = _steps(GHt, active)
+    else:                                                        # one scratch row block, reused every step
+        gh_t = [gh_step] * T if active[-1] == B else [gh_step[:b] for b in active]
+    cp_t, cn_t = (_steps(Cs[:-1], active), _steps(Cs[1:], active)) if Cs is not None else ([None] * T,) * 2
+    hk_t = hn_t                                                  # where the kernel writes h (or h_raw)
+    if Hraw is not None:
+        hk_t = _steps(Hraw, active) if keep_tape else [Hraw[0, :b] for b in active]
+    # GateActivation's exp may overflow to inf, its exact limit (errstate costs about a tiny step: only if needed)
+    with np.errstate(over="ignore") if scale is not None else contextlib.nullcontext():
+        for t in range(T):
+            gh = gh_t[t]
+            np.matmul(hp_t[t], W_hhT, out=gh)                    # the only sequential product
+            if b_step is not None:
+                np.add(gh, b_step, out=gh)
+            kernel.forward(a_t[t], gh, hp_t[t], cp_t[t], hk_t[t], cn_t[t], ws)
+            if W_hrT is not None:
+                np.matmul(hk_t[t], W_hrT, out=hn_t[t])           # LSTM projection: h = W_hr (o * tanh(c))
     if batch_sizes is None:
         h_n = Hs[T]
         c_n = Cs[T] if Cs is not None else None
@@ -154,31 +184,40 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     n = max(1, min(T, CHUNK_BYTES // max(1, B * GH * dt.itemsize)))
     K = np.empty((n, B, kernel.coef_width * H), dtype=dt)
     S = np.empty((n, B, H), dtype=dt)
+    dh_t = [dh[:b] for b in active]
+    dout_t = _steps(dout, active) if dout is not None else None
+    dc_t = [dc[:b] for b in active] if dc is not None else [None] * T
+    a_t, dgh_t = _steps(A, active), _steps(dGH, active)
+    tmp_t = [tmp[:b] for b in active] if tmp is not None else None
+    dhraw_t = [dhraw[:b] for b in active] if dhraw is not None else None
+    W_hh = w.W_hh
     for t1 in range(T, 0, -n):
         t0 = max(0, t1 - n)
         m = t1 - t0
         chunk = SimpleNamespace(Hprev=Hs[t0:t1], Hnext=Hs[t0 + 1:t1 + 1], GH=None if tape.GH is None else tape.GH[t0:t1],
                                 Cprev=None if Cs is None else Cs[t0:t1], Cnext=None if Cs is None else Cs[t0 + 1:t1 + 1])
         kernel.coefficients(A[t0:t1], K[:m], S[:m], chunk)      # gradient-independent factors, m steps at once
+        k_t = _steps(K[:m], active[t0:t1])
         for t in range(t1 - 1, t0 - 1, -1):
-            b = active[t]
-            dh_t = dh[:b]
-            if dout is not None:
-                np.add(dh_t, dout[t, :b], out=dh_t)              # out_t = h_t
-            dk = dh_t
+            g = dh_t[t]                                          # dL/dh_t of the active rows, in dh
+            if dout_t is not None:
+                np.add(g, dout_t[t], out=g)                      # out_t = h_t
+            dk = g
             if dHproj is not None:
-                dHproj[t, :b] = dh_t
-                dk = np.matmul(dh_t, w.W_hr, out=dhraw[:b])      # back through h = W_hr h_raw
-            kernel.backward(dk, dc[:b] if dc is not None else None, A[t, :b], K[t - t0, :b], dGH[t, :b], ws)
-            if b < B:
-                A[t, b:] = 0.0                                   # no gradient where the sequence has ended
-                if dGH is not A:
-                    dGH[t, b:] = 0.0
-            if kernel.direct_dh:                                 # dh_prev = (dh * z) + dgh @ W_hh
-                np.matmul(dGH[t, :b], w.W_hh, out=tmp[:b])
-                np.add(dh_t, tmp[:b], out=dh_t)
+                dHproj[t, :active[t]] = g
+                dk = np.matmul(g, w.W_hr, out=dhraw_t[t])        # back through h = W_hr h_raw
+            kernel.backward(dk, dc_t[t], a_t[t], k_t[t - t0], dgh_t[t], ws)
+            if tmp_t is not None:                                # dh_prev = (dh * z) + dgh @ W_hh
+                np.matmul(dgh_t[t], W_hh, out=tmp_t[t])
+                np.add(g, tmp_t[t], out=g)
             else:
-                np.matmul(dGH[t, :b], w.W_hh, out=dh_t)          # back through gh = W_hh h_{t-1}
+                np.matmul(dgh_t[t], W_hh, out=g)                 # back through gh = W_hh h_{t-1}
+    kernel.finish_backward(A, dGH)
+    if tape.batch_sizes is not None:                             # no gradient where the sequence has ended
+        past = _past_length(tape.batch_sizes, B)
+        A[past] = 0.0
+        if dGH is not A:
+            dGH[past] = 0.0
     # every weight gradient is one GEMM over all T*B rows, after the loop
     dGX2 = A.reshape(T * B, GH)
     dGH2 = dGH.reshape(T * B, GH)

@@ -28,11 +28,14 @@ The costly matrix products live in ``engine.py``; a kernel sees one time step of
 Each kernel writes its equations once in ``forward`` and their derivatives once in ``coefficients`` and
 ``backward``. G is ``gates``: 1 for the RNN, 4 for the LSTM (torch's order i, f, g, o), 3 for the GRU (r, z, n).
 
-Activations come from ``functional``: one ``np.tanh`` call activates a whole block of gates, sigmoid and tanh
-alike, since sigmoid(x) = (1 + tanh(x / 2)) / 2 (measured faster here than scipy's expit or an exp-based
-sigmoid; nothing can overflow).
+Activations come from ``functional.gate_activation``: one ``np.exp`` call activates a whole block of gates,
+sigmoid and tanh alike. It wants its argument pre-multiplied by a per-gate factor (``input_scale``); the engine
+folds that factor into W_ih, W_hh and the biases once per sequence, so ``a`` and ``gh`` below arrive scaled
+on the gates that a GateActivation activates (the GRU's n block is not scaled).
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -52,6 +55,13 @@ class Kernel:
 
     def workspace(self, B: int, H: int, dtype) -> dict:
         return {}
+
+    def input_scale(self, H: int, dtype) -> np.ndarray | None:
+        """(GH,) factor the engine folds into the gate pre-activations gx and gh (None: none)."""
+        return None
+
+    def finish_backward(self, A, dGH):
+        """After the time loop: complete A (T, B, GH) as dL/d(gx) where ``backward`` left parts in dGH only."""
 
     def forward(self, a, gh, h_prev, c_prev, h, c, ws):  # pragma: no cover - interface
         raise NotImplementedError
@@ -125,11 +135,14 @@ class LSTMKernel(Kernel):
 
     def workspace(self, B, H, dtype):
         return {"gh": np.empty((B, 4 * H), dtype), "ig": np.empty((B, H), dtype), "tc": np.empty((B, H), dtype),
-                "gates": gate_activation("ssTs", H, dtype)}
+                "gates": gate_activation("ssTs", H, np.dtype(dtype))}
+
+    def input_scale(self, H, dtype):
+        return gate_activation("ssTs", H, np.dtype(dtype)).input_scale
 
     def forward(self, a, gh, h_prev, c_prev, h, c, ws):
         H = c.shape[-1]
-        np.add(a, gh, out=a)                          # a = gx + gh
+        np.add(a, gh, out=a)                          # a = gx + gh (times input_scale)
         ws["gates"](a)                                # i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g): one block
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
         ig, tc = ws["ig"][:len(a)], ws["tc"][:len(a)]
@@ -186,19 +199,24 @@ class GRUKernel(Kernel):
     Backward, with dn = dh (1 - z) (1 - n^2) the gradient of n's argument:
         dgx_n = dn    dgh_n = dn * r    dgx_r = dgh_r = dn * gh_n * r (1 - r)
         dgx_z = dgh_z = dh * (h_prev - n) * z (1 - z)       dh_prev = dh * z  (+ dgh @ W_hh, by the engine)
-    The coefficients (K_r, K_z, K_n) = (gh_n r (1 - r), (h_prev - n) z (1 - z), (1 - z)(1 - n^2)) replace
-    (r, z, n) on the tape; K holds [r, z].
+    Every one of these is dh times a gradient-independent coefficient, so a backward step is one multiply for
+    all of dgh (b, 3, H) and one for dgx_n; dgx_rz = dgh_rz is copied into A once, after the loop:
+        gh tape  <- K_gh = [(1 - z)(1 - n^2) gh_n r (1 - r),  (h_prev - n) z (1 - z),  (1 - z)(1 - n^2) r]
+        n slot of A <- K_n = (1 - z)(1 - n^2)          K <- z
     """
 
-    name, gates, separate_gh, direct_dh, coef_width = "gru", 3, True, True, 2
+    name, gates, separate_gh, direct_dh, coef_width = "gru", 3, True, True, 1
 
     def workspace(self, B, H, dtype):
-        return {"rgh": np.empty((B, H), dtype), "gates": gate_activation("ss", H, dtype)}
+        return {"rgh": np.empty((B, H), dtype), "gates": gate_activation("ss", H, np.dtype(dtype))}
+
+    def input_scale(self, H, dtype):
+        return _gru_scale(H, np.dtype(dtype))
 
     def forward(self, a, gh, h_prev, c_prev, h, c, ws):
         H = h.shape[-1]
         rz, n = a[:, :2 * H], a[:, 2 * H:]
-        np.add(rz, gh[:, :2 * H], out=rz)             # r, z = sigmoid(gx_rz + gh_rz): one block
+        np.add(rz, gh[:, :2 * H], out=rz)             # r, z = sigmoid(gx_rz + gh_rz): one block (args scaled)
         ws["gates"](rz)
         r, z = rz[:, :H], rz[:, H:]
         rgh = ws["rgh"][:len(a)]
@@ -210,30 +228,40 @@ class GRUKernel(Kernel):
         np.add(h, n, out=h)
 
     def coefficients(self, A, K, S, tape):
-        H = K.shape[-1] // 2
+        H = K.shape[-1]
         r, z, n = A[..., :H], A[..., H:2 * H], A[..., 2 * H:]
-        np.copyto(K, A[..., :2 * H])                  # r, z themselves
-        np.subtract(1.0, r, out=S)                    # K_r = gh_n * r (1 - r)
-        np.multiply(r, S, out=r)
-        np.multiply(r, tape.GH[..., 2 * H:], out=r)
-        np.subtract(tape.Hprev, n, out=S)             # K_z = (h_prev - n) * z (1 - z)
-        np.multiply(S, z, out=S)
-        np.multiply(n, n, out=n)                      # K_n = (1 - z) (1 - n^2)
+        Kr, Kz, Kn = tape.GH[..., :H], tape.GH[..., H:2 * H], tape.GH[..., 2 * H:]   # Kn: holds gh_n on entry
+        np.copyto(K, z)                               # z, for the direct part dh * z
+        np.subtract(tape.Hprev, n, out=Kz)            # K_z = (h_prev - n) z (1 - z)
+        np.multiply(Kz, z, out=Kz)
+        np.subtract(1.0, z, out=z)                    # (z slot holds 1 - z from here)
+        np.multiply(Kz, z, out=Kz)
+        np.multiply(n, n, out=n)                      # dn/dh = (1 - z)(1 - n^2), in the n slot
         np.subtract(1.0, n, out=n)
-        np.subtract(1.0, z, out=z)
         np.multiply(n, z, out=n)
-        np.multiply(S, z, out=z)                      # (z slot holds 1 - z here)
+        np.subtract(1.0, r, out=Kr)                   # K_r = dn/dh * gh_n * r (1 - r)
+        np.multiply(Kr, r, out=Kr)
+        np.multiply(Kr, Kn, out=Kr)
+        np.multiply(Kr, n, out=Kr)
+        np.multiply(n, r, out=Kn)                     # K_hn = dn/dh * r (gh_n used up above)
 
     def backward(self, dh, dc, a, k, dgh, ws):
-        H = dh.shape[-1]
-        r, z = k[:, :H], k[:, H:]
-        dn = a[:, 2 * H:]
-        np.multiply(dh, dn, out=dn)                   # dgx_n = dh * K_n
-        np.multiply(dn, r, out=dgh[:, 2 * H:])        # dgh_n = dgx_n * r
-        np.multiply(dn, a[:, :H], out=a[:, :H])       # dgx_r = dgx_n * K_r
-        np.multiply(dh, a[:, H:2 * H], out=a[:, H:2 * H])  # dgx_z = dh * K_z
-        np.copyto(dgh[:, :2 * H], a[:, :2 * H])       # dgh_rz = dgx_rz
-        np.multiply(dh, z, out=dh)                    # the direct part of dh_prev: dh * z
+        b, H = dh.shape
+        dgh3 = dgh.reshape(b, 3, H)                   # (b, 3, H) view of a C-contiguous (b, 3H) row block
+        np.multiply(dgh3, dh[:, None, :], out=dgh3)   # dgh_r, dgh_z, dgh_n = dh * K_gh
+        np.multiply(dh, a[:, 2 * H:], out=a[:, 2 * H:])  # dgx_n = dh * K_n
+        np.multiply(dh, k, out=dh)                    # the direct part of dh_prev: dh * z
+
+    def finish_backward(self, A, dGH):
+        H = A.shape[-1] // 3
+        np.copyto(A[..., :2 * H], dGH[..., :2 * H])   # dgx_r, dgx_z = dgh_r, dgh_z
+
+
+@lru_cache(maxsize=64)
+def _gru_scale(H: int, dtype: np.dtype) -> np.ndarray:
+    scale = np.concatenate([gate_activation("ss", H, dtype).input_scale, np.ones(H, dtype)])   # n: unscaled
+    scale.flags.writeable = False
+    return scale
 
 
 RNN_KERNELS = {"tanh": TanhRNN(), "relu": ReluRNN(), "sigmoid": SigmoidRNN()}

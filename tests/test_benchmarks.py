@@ -1,0 +1,54 @@
+"""The benchmark script runs end to end (``--quick``): every case of the suite, both sides when torch is there,
+a table and a JSON report. No timing is asserted (the machine is shared); only that the numbers exist."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "bench_recurrent.py")
+
+
+def _has_torch() -> bool:
+    return subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--json", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    with open(path) as f:
+        return proc.stdout, json.load(f)
+
+
+def test_quick_covers_every_kind_and_the_extra_cases(quick_report):
+    stdout, report = quick_report
+    names = [c["name"] for c in report["cases"]]
+    for kind in ("rnn", "lstm", "gru"):
+        assert f"{kind}-tiny" in names
+        assert any(n.startswith(kind) and "2layer-bidir" in n for n in names)
+    assert any(n.startswith("name-classifier") for n in names)
+    for name in names:
+        assert name in stdout                                    # one table row per case
+    assert report["quick"] is True and report["threads"] == 2
+
+
+def test_quick_measures_both_sides(quick_report):
+    _, report = quick_report
+    sides = ["minirnn", "torch"] if _has_torch() else ["minirnn"]
+    assert report["sides"] == sides
+    for case in report["cases"]:
+        for side in sides:
+            m = case[side]
+            assert m["runs"] == 1
+            assert m["train_s"] > 0 and m["infer_s"] > 0
+        assert case["minirnn"]["np_peak_bytes"] > 0               # tracemalloc saw the step's arrays
+        if "torch" in sides:
+            assert case["train_ratio"] > 0 and case["infer_ratio"] > 0
+    first = report["cases"][0]
+    for side in sides:                                            # peak memory of the first case, both sides
+        assert first[side]["mem_bytes"] is not None and first[side]["mem_bytes"] >= 0
