@@ -25,10 +25,10 @@ from minirnn.data import SequenceBatcher, Vocab, read_name_csv  # noqa: E402
 
 
 class NameClassifier(nn.Module):
-    def __init__(self, n_chars: int, hidden: int, n_classes: int, n_layers: int) -> None:
+    def __init__(self, n_chars: int, hidden: int, n_classes: int, n_layers: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_chars, hidden)
-        self.gru = nn.GRU(hidden, hidden, n_layers, bidirectional=True)
+        self.gru = nn.GRU(hidden, hidden, n_layers, bidirectional=True, dropout=dropout)
         self.fc = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hidden", type=int, default=100)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=0.3)
     ap.add_argument("--bucket", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     test_batches = SequenceBatcher(test_x, test_y, args.batch_size, shuffle=False,
                                    bucket=len(test_x) // args.batch_size + 1, pad_value=vocab.pad_index)
 
-    model = NameClassifier(len(vocab), args.hidden, len(labels), args.layers)
+    model = NameClassifier(len(vocab), args.hidden, len(labels), args.layers, args.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     loss_fn = nn.CrossEntropyLoss()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(train_x)} train / {len(test_x)} test "

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from . import checks
+from . import functional as F
 from .module import Module
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -246,7 +246,7 @@ class CrossEntropyLoss(_IndexLoss):
         self.smoothing = ls
 
     def _log_probs(self, xl: np.ndarray) -> np.ndarray:
-        return special.log_softmax(xl, axis=-1)
+        return F.log_softmax(xl, axis=-1)
 
     def forward(self, input: np.ndarray, target: np.ndarray) -> float | np.ndarray:
         x = _float_input("input", input)
@@ -273,7 +273,7 @@ class CrossEntropyLoss(_IndexLoss):
             q = q * (1 - e) + e / C
         if w is not None:
             q = q * w
-        L = special.log_softmax(_class_last(x), axis=-1)
+        L = F.log_softmax(_class_last(x), axis=-1)
         elements = -(q * L).sum(axis=-1)
         M = x.size // C if C else 0
         self._save(("prob", L, q, M, x.ndim))
@@ -358,7 +358,7 @@ class BCEWithLogitsLoss(_Loss):
         w = _broadcast_weight("weight", self.weight, x)
         pw = _broadcast_weight("pos_weight", self.pos_weight, x)
         lw = None if pw is None else (pw - 1) * t + 1
-        log_sig = special.log_expit(x)
+        log_sig = F.log_sigmoid(x)
         elements = (1 - t) * x - (log_sig if lw is None else lw * log_sig)
         if w is not None:
             elements = elements * w
@@ -370,7 +370,7 @@ class BCEWithLogitsLoss(_Loss):
         x, t, w, lw = self._peek()
         g = self._upstream(upstream, x.shape, x.dtype, x.size)
         self._pop()
-        sig_neg = special.expit(-x)
+        sig_neg = F.expit(-x)
         grad = (1 - t) - (sig_neg if lw is None else lw * sig_neg)
         if w is not None:
             grad *= w
