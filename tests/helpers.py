@@ -6,12 +6,23 @@ Nothing here imports torch at module level: the finite-difference tests must run
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 from scipy import special
 
 import minirnn as mr
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python: this checkout first on the path, so that a subprocess tests the code
+    under test even when another copy of minirnn is installed (or none is)."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
 
 # Every recurrent kind the sequence layers offer; "lstm_proj" is an LSTM with proj_size.
 SEQ_KINDS = ["rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "lstm_proj", "gru"]

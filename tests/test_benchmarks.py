@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "benchmarks", "bench_recurrent.py")
@@ -18,7 +19,7 @@ def _has_torch() -> bool:
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "quick.json"
-    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--json", str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--json", str(path)], cwd=ROOT, env=subprocess_env(),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     with open(path) as f:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import subprocess_env
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -22,7 +23,7 @@ needs_names = pytest.mark.skipif(not (os.path.exists(NAMES_TRAIN) and os.path.ex
 
 
 def run(script, *args, timeout=120):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
+    env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
     p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
                        text=True, timeout=timeout, cwd=ROOT, env=env)
     return p.returncode, p.stdout, p.stderr
@@ -150,7 +151,8 @@ def test_char_lm_torch_twin_runs_and_evaluates_like_the_example(tmp_path):
     text.write_text("the cat sat on the mat. " * 60 + "é", encoding="utf-8")
     small = ["--hidden", 24, "--embed", 8, "--batch", 4, "--seq-len", 16, "--threads", 1]
     p = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "char_lm_torch.py"), "--text", str(text),
-                        *map(str, ["--max-steps", 6, *small])], capture_output=True, text=True, timeout=120, cwd=ROOT)
+                        *map(str, ["--max-steps", 6, *small])], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                       env=subprocess_env())
     assert p.returncode == 0, p.stderr
     m = re.search(r"^final held-out loss (\d+\.\d+) nats, (\d+\.\d+) bpc after .* \(6 steps\)$", p.stdout, re.M)
     assert m and p.stdout.strip().splitlines()[-1] == m.group(0)

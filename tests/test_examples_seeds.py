@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 
+from helpers import subprocess_env
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
 def run(script, *args, timeout=120):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
+    env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
     p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
                        text=True, timeout=timeout, cwd=ROOT, env=env)
     return p.returncode, p.stdout, p.stderr

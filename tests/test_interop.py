@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import subprocess_env
 
 import minirnn
 
@@ -13,16 +14,10 @@ torch = pytest.importorskip("torch")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def test_importing_minirnn_never_imports_torch():
     code = ("import sys, minirnn, minirnn.serialization, minirnn.checks, minirnn.optim, minirnn.losses; "
             "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
-    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), cwd=REPO)
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env(), cwd=REPO)
 
 
 PAIRS = [
@@ -90,7 +85,7 @@ def test_torch_tensors_load_directly():
 def test_the_interop_example_runs_inference_without_torch(tmp_path):
     script = os.path.join(REPO, "examples", "torch_interop.py")
     done = subprocess.run([sys.executable, script, "--out", str(tmp_path)], capture_output=True, text=True,
-                          env=_env(), cwd=str(tmp_path), timeout=300)
+                          env=subprocess_env(), cwd=str(tmp_path), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     # per cell: float64 inference to 1e-6 (the bound) and float32 to 1e-5 (see the example's docstring)
     assert done.stdout.count("-> OK") == 4 and "MISMATCH" not in done.stdout
