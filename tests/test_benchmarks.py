@@ -53,3 +53,14 @@ def test_quick_measures_both_sides(quick_report):
     first = report["cases"][0]
     for side in sides:                                            # peak memory of the first case, both sides
         assert first[side]["mem_bytes"] is not None and first[side]["mem_bytes"] >= 0
+
+
+def test_binary_addition_comparison_runs_both_programs():
+    """benchmarks/binary_addition_vs_seed.py, one round with a short seed program: both run, the summary is printed."""
+    script = os.path.join(ROOT, "benchmarks", "binary_addition_vs_seed.py")
+    proc = subprocess.run([sys.executable, script, "--rounds", "1", "--seed-steps", "50"], cwd=ROOT,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "round 0: seed program" in proc.stdout and "(exit 0: " in proc.stdout
+    assert "seed / example" in proc.stdout
+    assert "example runs that reached 100% and added 32/64-bit numbers exactly: 1/1" in proc.stdout
