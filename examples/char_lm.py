@@ -23,12 +23,12 @@ a training step or an evaluation. The overflow check matters: the LSTM's gates s
 Checkpoints (``--save``) hold the model, the optimizer state, the vocabulary, the step and the model sizes;
 ``--resume`` restores all of them and continues (or, with ``--minutes 0``, only evaluates and samples).
 
-Measured (2026-11-23 11:36-11:49 UTC, tiny Shakespeare, defaults, 5 minutes, 2 threads, on a shared 2-core machine
-under a load average of ~5, so both throughputs are far below an idle machine's): this example reached a held-out
-1.9025 nats = 2.7447 bpc (165 steps, ~3,500 chars/s); its PyTorch twin ``benchmarks/char_lm_torch.py`` (same
-data, initial weights, offsets, hyperparameters and evaluation) 1.8728 nats = 2.7019 bpc (187 steps, ~4,000
-chars/s). The two start from the same weights and see the same batches, so their losses track each other by
-step (held-out 2.049 nats at step 100 here, 2.025 at step 106 there); the gap is the number of steps.
+Measured (2026-11-23 17:00 UTC, tiny Shakespeare, defaults, 5 minutes, 2 threads, shared 2-core machine): this
+example reached a held-out 1.5536 nats = 2.2414 bpc (1,494 steps, ~31,900 chars/s); its PyTorch twin
+``benchmarks/char_lm_torch.py`` (same data, initial weights, offsets, hyperparameters and evaluation) 1.5505 nats =
+2.2368 bpc (1,860 steps, ~39,700 chars/s). The two start from the same weights and see the same batches, so their
+losses track each other by step (held-out 1.5536 at step 1,494 here, 1.5497 at step 1,485 there); the gap is the
+number of steps.
 """
 from __future__ import annotations
 
