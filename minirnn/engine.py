@@ -83,15 +83,27 @@ def _past_length(batch_sizes: np.ndarray, B: int) -> np.ndarray:
     return np.arange(B)[None, :] >= np.asarray(batch_sizes)[:, None]
 
 
-def _packed_rows(batch_sizes: np.ndarray | None, T: int, B: int) -> np.ndarray | None:
-    """Flat indices into the T*B rows of (T, B, ...) arrays of the rows that are active (torch's packed data), or
-    None when all of them, or so many that gathering them would cost more than the padded rows' share of a
-    whole-sequence GEMM. Names padded to the longest in a batch are often 2-3x shorter on average: the hoisted
-    products then run on the packed rows only, as torch's packed sequences do."""
-    if batch_sizes is None:
-        return None
-    rows = np.flatnonzero(~_past_length(batch_sizes, B).ravel())
-    return rows if len(rows) < 0.75 * T * B else None
+def _pack(a: np.ndarray, active: list[int]) -> np.ndarray:
+    """(T, B, ...) -> (sum(active), ...): the active rows of every step, step after step (torch's packed data).
+    Active rows are a prefix of each step's block (sorted batch), so this is T block copies, no index array."""
+    return np.concatenate([a[t, :b] for t, b in enumerate(active)])
+
+
+def _unpack(packed: np.ndarray, active: list[int], B: int) -> np.ndarray:
+    """The inverse of ``_pack``: (sum(active), ...) -> (T, B, ...), zeros past each step's active rows."""
+    out = np.zeros((len(active), B) + packed.shape[1:], dtype=packed.dtype)
+    start = 0
+    for t, b in enumerate(active):
+        out[t, :b] = packed[start:start + b]
+        start += b
+    return out
+
+
+def _use_packed(batch_sizes: np.ndarray | None, T: int, B: int) -> bool:
+    """Whether the hoisted products should run on the active rows only (torch's packed data): when lengths leave
+    so many rows padded that packing them (T block copies) costs less than the padded rows' share of a
+    whole-sequence GEMM. Names padded to the longest in a batch are often 2-3x shorter on average."""
+    return batch_sizes is not None and int(np.sum(batch_sizes)) < 0.75 * T * B
 
 
 def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
@@ -117,20 +129,18 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     # b_hh joins b_ih unless the kernel needs gh on its own (GRU)
     b_step = b_hh if kernel.separate_gh else None
     bias = b_ih if kernel.separate_gh or b_ih is None else b_ih + b_hh
-    rows = _packed_rows(batch_sizes, T, B)
-    if rows is None:
+    packed_rows = _use_packed(batch_sizes, T, B)
+    if not packed_rows:
         A = np.matmul(X.reshape(T * B, I), W_ih.T).reshape(T, B, GH)
         if bias is not None:
             A += bias
         if batch_sizes is not None:
             A[_past_length(batch_sizes, B)] = 0.0                # inactive rows: zeros, never activated
     else:
-        packed = X.reshape(T * B, I)[rows] @ W_ih.T
+        packed = _pack(X, active) @ W_ih.T
         if bias is not None:
             packed += bias
-        A = np.zeros((T * B, GH), dtype=dt)
-        A[rows] = packed
-        A = A.reshape(T, B, GH)
+        A = _unpack(packed, active, B)
     new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
     Hs = new((T + 1, B, P), dtype=dt)
     Hs[0] = h0
@@ -233,29 +243,27 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
                 np.add(g, tmp_t[t], out=g)
             else:
                 np.matmul(dgh_t[t], W_hh, out=g)                 # back through gh = W_hh h_{t-1}
-    kernel.finish_backward(A, dGH)
     # every weight gradient is one GEMM over all T*B rows, or over the packed rows only, after the loop
-    rows = _packed_rows(tape.batch_sizes, T, B)
-    if tape.batch_sizes is not None and rows is None:            # no gradient where the sequence has ended
+    packed_rows = _use_packed(tape.batch_sizes, T, B)
+    if tape.batch_sizes is not None and not packed_rows:            # no gradient where the sequence has ended
         past = _past_length(tape.batch_sizes, B)
         A[past] = 0.0
         if dGH is not A:
             dGH[past] = 0.0
-    pick = (lambda a: a) if rows is None else (lambda a: a[rows])
-    dGX2 = pick(A.reshape(T * B, GH))
-    dGH2 = dGX2 if dGH is A else pick(dGH.reshape(T * B, GH))
+    pick = (lambda a: _pack(a, active)) if packed_rows else (lambda a: a.reshape(T * B, a.shape[-1]))
+    dGX2 = pick(A)
+    dGH2 = dGX2 if dGH is A else pick(dGH)
+    kernel.finish_backward(dGX2, dGH2)                           # on the packed rows only, when packed
     db_ih = dGX2.sum(axis=0) if w.b_ih is not None else None
     grads = Grads(
-        W_ih=dGX2.T @ pick(X.reshape(T * B, I)),
-        W_hh=dGH2.T @ pick(Hs[:-1].reshape(T * B, P)),
+        W_ih=dGX2.T @ pick(X),
+        W_hh=dGH2.T @ pick(Hs[:-1]),
         b_ih=db_ih,
         b_hh=(dGH2.sum(axis=0) if dGH is not A else db_ih.copy()) if w.b_hh is not None else None,
         W_hr=(dHproj.reshape(T * B, P).T @ tape.Hraw.reshape(T * B, H)) if dHproj is not None else None,
     )
-    if rows is None:
-        dX = (dGX2 @ w.W_ih).reshape(T, B, I)
+    if packed_rows:
+        dX = _unpack(dGX2 @ w.W_ih, active, B)
     else:
-        dX = np.zeros((T * B, I), dtype=dt)
-        dX[rows] = dGX2 @ w.W_ih
-        dX = dX.reshape(T, B, I)
+        dX = (dGX2 @ w.W_ih).reshape(T, B, I)
     return dX, dh, dc, grads

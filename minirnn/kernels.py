@@ -60,8 +60,9 @@ class Kernel:
         """(GH,) factor the engine folds into the gate pre-activations gx and gh (None: none)."""
         return None
 
-    def finish_backward(self, A, dGH):
-        """After the time loop: complete A (T, B, GH) as dL/d(gx) where ``backward`` left parts in dGH only."""
+    def finish_backward(self, dGX, dGH):
+        """After the time loop: complete dGX (N, GH) (A's rows, all or the active ones) as dL/d(gx) where
+        ``backward`` left parts in the matching rows of dGH only."""
 
     def forward(self, a, gh, h_prev, c_prev, h, c, ws):  # pragma: no cover - interface
         raise NotImplementedError
@@ -252,9 +253,9 @@ class GRUKernel(Kernel):
         np.multiply(dh, a[:, 2 * H:], out=a[:, 2 * H:])  # dgx_n = dh * K_n
         np.multiply(dh, k, out=dh)                    # the direct part of dh_prev: dh * z
 
-    def finish_backward(self, A, dGH):
-        H = A.shape[-1] // 3
-        np.copyto(A[..., :2 * H], dGH[..., :2 * H])   # dgx_r, dgx_z = dgh_r, dgh_z
+    def finish_backward(self, dGX, dGH):
+        H = dGX.shape[-1] // 3
+        np.copyto(dGX[..., :2 * H], dGH[..., :2 * H])  # dgx_r, dgx_z = dgh_r, dgh_z
 
 
 @lru_cache(maxsize=64)
