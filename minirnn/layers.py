@@ -88,10 +88,11 @@ class Embedding(Module):
         # repeated indices add up: rows grouped by index with a sort and summed by reduceat (~10x faster than
         # np.add.at, which updates one row at a time)
         flat = idx.reshape(-1)
-        order = np.argsort(flat, kind="stable")
-        uniq, starts = np.unique(flat[order], return_index=True)
         if len(flat):
-            dW[uniq] = np.add.reduceat(dy.reshape(-1, self.embedding_dim)[order], starts, axis=0)
+            order = np.argsort(flat, kind="stable")
+            ordered = flat[order]
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])   # first row of each index's run
+            dW[ordered[starts]] = np.add.reduceat(dy.reshape(-1, self.embedding_dim)[order], starts, axis=0)
         if self.padding_idx is not None:
             dW[self.padding_idx] = 0
         self.weight.accumulate(dW)

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import subprocess_env
+from helpers import REPO_ROOT, subprocess_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = REPO_ROOT
 SCRIPT = os.path.join(ROOT, "benchmarks", "bench_recurrent.py")
 
 

@@ -11,9 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import subprocess_env
+from helpers import REPO_ROOT, subprocess_env
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+ROOT = REPO_ROOT
 EXAMPLES = os.path.join(ROOT, "examples")
 DATA = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
 NAMES_TRAIN = os.path.join(DATA, "names_train.csv.gz")

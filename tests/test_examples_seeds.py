@@ -7,9 +7,9 @@ import re
 import subprocess
 import sys
 
-from helpers import subprocess_env
+from helpers import REPO_ROOT, subprocess_env
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+ROOT = REPO_ROOT
 EXAMPLES = os.path.join(ROOT, "examples")
 
 

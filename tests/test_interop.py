@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import subprocess_env
+from helpers import REPO_ROOT, subprocess_env
 
 import minirnn
 
 torch = pytest.importorskip("torch")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = REPO_ROOT
 
 
 def test_importing_minirnn_never_imports_torch():
