@@ -115,8 +115,14 @@ def check_dropout(p: float, name: str = "dropout") -> float:
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dtype) -> np.ndarray:
-    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so evaluation needs no rescaling."""
-    return (rng.random(shape) >= p).astype(dtype) / dtype.type(1.0 - p)
+    """Inverted dropout: keep with probability 1-p and scale by 1/(1-p), so evaluation needs no rescaling.
+
+    Each element keeps when 32 raw random bits are >= ceil(p * 2**32): a keep probability within 2.4e-10 of 1-p,
+    at half the cost of drawing floats (the mask was 3% of a name-classifier epoch)."""
+    size = math.prod(shape)
+    bits = rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size].reshape(shape)
+    threshold = np.uint32(min(math.ceil(p * 2.0 ** 32), 2 ** 32 - 1))
+    return np.multiply(bits >= threshold, dtype.type(1.0 / (1.0 - p)), dtype=dtype)
 
 
 class Dropout(Module):

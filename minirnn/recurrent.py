@@ -323,7 +323,7 @@ class _RNNBase(Module):
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                drop = tm.sort(dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype))
+                drop = dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype)   # i.i.d.: no unsort
                 layer_in = layer_in * drop
             drops.append(drop)
         self._save((tapes, drops, tm, batched, x.shape))
