@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     ap.add_argument("--hidden", type=int, default=100)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--dropout", type=float, default=0.3)
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = NameClassifier(len(vocab), args.hidden, len(labels), args.layers, args.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs) if args.schedule == "cosine" else None
     loss_fn = nn.CrossEntropyLoss()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {len(train_x)} train / {len(test_x)} test "
           f"names, {len(labels)} languages, {len(train_batches)} batches of {args.batch_size}")
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         t2 = time.perf_counter()
         acc = correct / len(test_x)
         train_times.append(t1 - t0)
+        if sched is not None:
+            sched.step()
         print(f"epoch {epoch:3d}  loss {total / count:.4f}  test acc {acc:.4f}  train {t1 - t0:.2f} s  "
               f"eval {t2 - t1:.2f} s", flush=True)
     print(f"median train seconds per epoch: {float(np.median(train_times)):.2f}")

@@ -64,3 +64,38 @@ def test_binary_addition_comparison_runs_both_programs():
     assert "round 0: seed program" in proc.stdout and "(exit 0: " in proc.stdout
     assert "seed / example" in proc.stdout
     assert "example runs that reached 100% and added 32/64-bit numbers exactly: 1/1" in proc.stdout
+
+
+def _per_step_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("per_step", os.path.join(ROOT, "benchmarks", "per_step.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# NumPy calls per time step of the engine and kernels (benchmarks/per_step.py counts them): inference, training.
+# A change that adds a call to the time loop shows here; lower the numbers when a call is saved.
+CALLS_PER_STEP = {"RNN": (3, 6), "LSTM": (11, 18), "GRU": (12, 18)}
+
+
+@pytest.mark.parametrize("kind", sorted(CALLS_PER_STEP))
+def test_numpy_calls_per_time_step(kind):
+    counts = _per_step_module()._count_calls(kind)
+    infer, train = CALLS_PER_STEP[kind]
+    assert counts["infer"] == infer, counts
+    assert counts["train"] == train, counts
+
+
+def test_per_step_script_runs(tmp_path):
+    path = tmp_path / "per_step.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "per_step.py"), "--repeats", "1",
+                           "--kinds", "rnn", "--no-torch", "--json", str(path)], cwd=ROOT, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "RNN" in proc.stdout
+    with open(path) as f:
+        report = json.load(f)
+    row = report["results"]["RNN"]
+    assert row["minirnn_infer_us"] > 0 and row["minirnn_train_us"] > 0
+    assert row["calls"] == {"infer": 3.0, "train": 6.0}

@@ -86,6 +86,24 @@ def test_name_classifier_plot_is_optional(tmp_path):
         assert code == 0 and png.exists(), err
 
 
+def test_name_classifier_cosine_schedule_is_torchs():
+    """The example's per-epoch learning rate equals torch's CosineAnnealingLR(T_max=epochs) stepped per epoch."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("name_classifier", os.path.join(EXAMPLES, "name_classifier.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    for epochs in (1, 2, 30):
+        opt = torch.optim.Adam(torch.nn.Linear(1, 1).parameters(), lr=3e-3)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        for epoch in range(1, epochs + 1):
+            assert example.epoch_lr(3e-3, epoch, epochs, "cosine") == pytest.approx(opt.param_groups[0]["lr"],
+                                                                                   rel=1e-12, abs=1e-18)
+            assert example.epoch_lr(3e-3, epoch, epochs, "constant") == 3e-3
+            opt.step()
+            sched.step()
+
+
 @needs_names
 def test_name_classifier_on_the_course_data(tmp_path):
     code, out, err = run("name_classifier.py", "--train", NAMES_TRAIN, "--test", NAMES_TEST, "--limit", 1500,
@@ -193,3 +211,17 @@ def test_seq2seq_learns_every_pair():
 def test_seq2seq_exits_nonzero_when_undertrained():
     code, out, _ = run("seq2seq.py", "--epochs", 1)
     assert code == 1 and "(expected" in out
+
+
+@needs_names
+def test_name_classifier_epoch_time_comparison_runs():
+    """benchmarks/name_classifier_epoch_time.py, one short round: both programs run and the summary is printed."""
+    pytest.importorskip("torch", reason="torch is not installed: the twin benchmark cannot run")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "name_classifier_epoch_time.py"),
+                        "--train", NAMES_TRAIN, "--test", NAMES_TEST, "--limit", "300", "--rounds", "1",
+                        "--epochs", "1", "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env=subprocess_env())
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert re.search(r"^round 1: minirnn \d+\.\d+ s, torch \d+\.\d+ s per epoch, ratio \d+\.\d+$", p.stdout, re.M)
+    assert re.search(r"^median seconds per epoch: minirnn \d+\.\d+, torch \d+\.\d+; ratio minirnn / torch \d+\.\d+",
+                     p.stdout, re.M)
