@@ -11,6 +11,9 @@ for inference (forward under no_grad) and a training step (forward + backward, d
 RNN (tanh), LSTM and GRU. Each side runs in its own process, alternating minirnn, torch, minirnn, ...; each worker
 reports medians of its timed iterations and the table shows the medians over the rounds. minirnn's workers also
 count the NumPy calls the engine and the kernels make per step (the same slope, on call counts).
+
+torch 2.13 runs its CPU LSTM (not its RNN or GRU) through oneDNN's fused RNN primitive, inference and training:
+one call for the whole sequence. ``--torch-onednn off`` measures torch's own per-step path for comparison.
 """
 from __future__ import annotations
 
@@ -62,6 +65,8 @@ def _minirnn_steps(kind: str):
 def _torch_steps(kind: str):
     import torch
     torch.set_num_threads(2)
+    if os.environ.get("PER_STEP_TORCH_ONEDNN") == "off":    # torch's own per-step path instead of oneDNN's RNN
+        torch.backends.mkldnn.enabled = False
     torch.manual_seed(0)
     layer = getattr(torch.nn, kind)(I, H)
     xs = {T: torch.randn(T, B, I) for T in (T_SHORT, T_LONG)}
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="rounds of (minirnn, torch) workers per kind")
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated: RNN,LSTM,GRU")
     ap.add_argument("--no-torch", action="store_true", help="time minirnn alone")
+    ap.add_argument("--torch-onednn", choices=["on", "off"], default="on",
+                    help="off: torch without oneDNN (torch.backends.mkldnn.enabled = False), whose fused RNN "
+                         "primitive runs torch's CPU LSTM by default; RNN and GRU never use it")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "per_step.json"))
     ap.add_argument("--worker", choices=["minirnn", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
@@ -148,10 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--repeats must be at least 1")
     sides = ["minirnn"] if args.no_torch else ["minirnn", "torch"]
     env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), PER_STEP_TORCH_ONEDNN=args.torch_onednn)
     results = {}
     print(f"per time step, B={B} I={I} H={H} float32, slope between T={T_SHORT} and T={T_LONG}; "
-          f"median of {args.repeats} alternated rounds")
+          f"median of {args.repeats} alternated rounds; torch's oneDNN {args.torch_onednn}")
     print(f"{'kind':5s} {'infer us':>9s} {'torch':>7s} {'ratio':>6s}   {'train us':>9s} {'torch':>7s} {'ratio':>6s}"
           f"   numpy calls/step (infer, train)")
     for kind in kinds:
@@ -182,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         results[kind] = row
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"B": B, "I": I, "H": H, "T": [T_SHORT, T_LONG], "repeats": args.repeats, "results": results}, f,
-                  indent=1)
+        json.dump({"B": B, "I": I, "H": H, "T": [T_SHORT, T_LONG], "repeats": args.repeats,
+                   "torch_onednn": args.torch_onednn, "results": results}, f, indent=1)
     print(f"wrote {args.json}")
     return 0
 
