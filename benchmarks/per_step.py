@@ -10,7 +10,8 @@ Python, argument checking, dispatch. Measured as a slope, so that everything pai
 for inference (forward under no_grad) and a training step (forward + backward, dout over every output), for
 RNN (tanh), LSTM and GRU. Each side runs in its own process, alternating minirnn, torch, minirnn, ...; each worker
 reports medians of its timed iterations and the table shows the medians over the rounds. minirnn's workers also
-count the NumPy calls the engine and the kernels make per step (the same slope, on call counts).
+count the NumPy function calls (``np.*``: ufuncs, matmul, ...) the engine and the kernels make per step, the
+same slope on call counts; array methods (``a.reshape``) and slicing are not counted.
 
 torch 2.13 runs its CPU LSTM (not its RNN or GRU) through oneDNN's fused RNN primitive, inference and training:
 one call for the whole sequence. ``--torch-onednn off`` measures torch's own per-step path for comparison.
@@ -86,7 +87,8 @@ def _torch_steps(kind: str):
 
 
 def _count_calls(kind: str) -> dict:
-    """NumPy calls made by minirnn's engine and kernels per time step (slope over T), by wrapping their ``np``."""
+    """``np.*`` calls made by minirnn's engine, kernels and functional per time step (slope over T), counted by
+    wrapping those modules' ``np``."""
     import numpy as np
     from minirnn import engine, functional, kernels
     run = _minirnn_steps(kind)

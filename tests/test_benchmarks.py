@@ -1,7 +1,9 @@
-"""The benchmark script runs end to end (``--quick``): every case of the suite, both sides when torch is there,
-a table and a JSON report. No timing is asserted (the machine is shared); only that the numbers exist."""
+"""The benchmark scripts run end to end in short modes (bench_recurrent ``--quick``: every case of the suite, both
+sides when torch is there, a table and a JSON report; the others one short round). No timing is asserted (the
+machine is shared); only that the numbers exist, and the per-step NumPy call counts, which are exact."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -99,3 +101,14 @@ def test_per_step_script_runs(tmp_path):
     row = report["results"]["RNN"]
     assert row["minirnn_infer_us"] > 0 and row["minirnn_train_us"] > 0
     assert row["calls"] == {"infer": 3.0, "train": 6.0}
+
+
+def test_bidir_processes_bound_runs():
+    """benchmarks/bidir_processes_bound.py, one round of one batch: both layouts run and the summary is printed."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bidir_processes_bound.py"), "--rounds",
+                           "1", "--batches", "1"], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^round 1: sequential \d+\.\d+ s, two processes \d+\.\d+ s$", proc.stdout, re.M)
+    assert re.search(r"^median over 1 rounds: sequential \d+\.\d+ s, two processes \d+\.\d+ s; sequential / two "
+                     r"processes \d+\.\d+x$", proc.stdout, re.M)
