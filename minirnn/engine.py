@@ -17,7 +17,8 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 
 Memory and speed (all float32 when the weights are): everything is preallocated before the loops and the loops
 only write into it (``out=``). The tape is three arrays filled in place: A (T, B, GH) the activated gates, the
-states Hs (T+1, B, P) (and Cs), and for the GRU the recurrent products GH (T, B, GH). Backward turns A into
+states Hs (T+1, B, P) (and Cs), and for the GRU the recurrent products GH (T, B, GH). When lengths leave many rows
+padded, X, A and GH are kept packed instead, (N, ...) with only the active rows (see ``Tape``). Backward turns A into
 dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the gradient-independent
 Jacobian factors for a cache-sized chunk of steps at a time.
 """
@@ -55,15 +56,28 @@ class Grads:
 
 @dataclass
 class Tape:
-    """What the backward pass needs from one forward run (consumed by it: A and GH become gradients)."""
+    """What the backward pass needs from one forward run (consumed by it: A and GH become gradients).
 
-    X: np.ndarray                   # (T, B, I) C-contiguous
-    A: np.ndarray                   # (T, B, GH) activated gates
-    GH: np.ndarray | None           # (T, B, GH) recurrent products, only for kernels with separate_gh
-    Hs: np.ndarray                  # (T+1, B, P)  states h_0 .. h_T as seen by the next step
+    ``packed`` (see ``_use_packed``): X, A and GH hold only the active rows, step after step (N = sum(batch_sizes)
+    rows, torch's packed data), so padding costs no memory; step t is the contiguous row block
+    offsets[t]:offsets[t+1]. Otherwise they are (T, B, ...) with zeros in the padded rows."""
+
+    X: np.ndarray                   # (T, B, I) C-contiguous, or (N, I) packed
+    A: np.ndarray                   # (T, B, GH) or (N, GH): activated gates
+    GH: np.ndarray | None           # (T, B, GH) or (N, GH): recurrent products, only for kernels with separate_gh
+    Hs: np.ndarray                  # (T+1, B, P)  states h_0 .. h_T as seen by the next step (always padded)
     Cs: np.ndarray | None           # (T+1, B, H)
     Hraw: np.ndarray | None         # (T, B, H)    un-projected o * tanh(c), only with W_hr
     batch_sizes: np.ndarray | None  # (T,)
+    packed: bool = False
+
+    @property
+    def T(self) -> int:
+        return self.Hs.shape[0] - 1
+
+    @property
+    def B(self) -> int:
+        return self.Hs.shape[1]
 
 
 def _active(batch_sizes: np.ndarray | None, T: int, B: int) -> list[int]:
@@ -96,6 +110,33 @@ def _unpack(packed: np.ndarray, active: list[int], B: int) -> np.ndarray:
     for t, b in enumerate(active):
         out[t, :b] = packed[start:start + b]
         start += b
+    return out
+
+
+def _offsets(active: list[int]) -> list[int]:
+    """Start row of every step in packed order, and the total: [0, a_0, a_0 + a_1, ..., N]."""
+    out = [0]
+    for b in active:
+        out.append(out[-1] + b)
+    return out
+
+
+def _rows(packed: np.ndarray, active: list[int]) -> list[np.ndarray]:
+    """The per-step views of packed rows: step t is the contiguous block of its active rows."""
+    off = _offsets(active)
+    return [packed[off[t]:off[t + 1]] for t in range(len(active))]
+
+
+def _chunks(active: list[int], n: int, equal_widths: bool) -> list[tuple[int, int]]:
+    """Step ranges (t0, t1) of at most n steps covering 0..T, last first. With ``equal_widths`` every range's steps
+    have the same number of active rows, so that a range of packed rows is one (m, b, ...) block."""
+    out, t1 = [], len(active)
+    while t1 > 0:
+        t0 = max(0, t1 - n)
+        while equal_widths and active[t0] != active[t1 - 1]:     # active is non-increasing
+            t0 += 1
+        out.append((t0, t1))
+        t1 = t0
     return out
 
 
@@ -136,11 +177,11 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
             A += bias
         if batch_sizes is not None:
             A[_past_length(batch_sizes, B)] = 0.0                # inactive rows: zeros, never activated
-    else:
-        packed = _pack(X, active) @ W_ih.T
+    else:                                                        # the tape itself packed: (N, GH), no padding
+        X = _pack(X, active)
+        A = X @ W_ih.T
         if bias is not None:
-            packed += bias
-        A = _unpack(packed, active, B)
+            A += bias
     new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
     Hs = new((T + 1, B, P), dtype=dt)
     Hs[0] = h0
@@ -149,7 +190,9 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         Cs = new((T + 1, B, H), dtype=dt)
         Cs[0] = c0
     ws = kernel.workspace(B, H, dt)
-    GHt = new((T, B, GH), dtype=dt) if kernel.separate_gh and keep_tape else None
+    GHt = None
+    if kernel.separate_gh and keep_tape:
+        GHt = np.empty((len(A), GH), dtype=dt) if packed_rows else new((T, B, GH), dtype=dt)
     gh_step = ws.get("gh") if ws.get("gh") is not None else np.empty((B, GH), dtype=dt)
     Hraw = None
     if w.W_hr is not None:
@@ -157,9 +200,10 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     W_hhT = W_hh.T
     W_hrT = w.W_hr.T if w.W_hr is not None else None
     # every per-step view made before the loop: the loop itself only calls (see _steps)
-    a_t, hp_t, hn_t = _steps(A, active), _steps(Hs[:-1], active), _steps(Hs[1:], active)
+    step_views = (lambda a: _rows(a, active)) if packed_rows else (lambda a: _steps(a, active))
+    a_t, hp_t, hn_t = step_views(A), _steps(Hs[:-1], active), _steps(Hs[1:], active)
     if GHt is not None:
-        gh_t = _steps(GHt, active)
+        gh_t = step_views(GHt)
     else:                                                        # one scratch row block, reused every step
         gh_t = [gh_step] * T if active[-1] == B else [gh_step[:b] for b in active]
     cp_t, cn_t = (_steps(Cs[:-1], active), _steps(Cs[1:], active)) if Cs is not None else ([None] * T,) * 2
@@ -183,7 +227,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         lengths = (np.asarray(batch_sizes)[:, None] > np.arange(B)).sum(axis=0)
         h_n = Hs[lengths, np.arange(B)]
         c_n = Cs[lengths, np.arange(B)] if Cs is not None else None
-    tape = Tape(X, A, GHt, Hs, Cs, Hraw, batch_sizes) if keep_tape else None
+    tape = Tape(X, A, GHt, Hs, Cs, Hraw, batch_sizes, packed_rows) if keep_tape else None
     return Hs[1:], h_n, c_n, tape
 
 
@@ -193,7 +237,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
 
     dout (T, B, P) or None: dL/d(out) (entries past a sequence's length are ignored); dh_n, dc_n or None."""
     X, A, Hs, Cs = tape.X, tape.A, tape.Hs, tape.Cs
-    T, B, I = X.shape
+    T, B, I = tape.T, tape.B, X.shape[-1]
     GH, P = w.W_hh.shape
     H = GH // kernel.gates
     dt = X.dtype
@@ -215,19 +259,26 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     dh_t = [dh[:b] for b in active]
     dout_t = _steps(dout, active) if dout is not None else None
     dc_t = [dc[:b] for b in active] if dc is not None else [None] * T
-    a_t, dgh_t = _steps(A, active), _steps(dGH, active)
+    packed = tape.packed
+    off = _offsets(active)
+
+    def block(a: np.ndarray, t0: int, t1: int, b: int) -> np.ndarray:
+        """Steps t0..t1-1, rows :b, as an (m, b, ...) view (packed: the steps all have b active rows)."""
+        return a[off[t0]:off[t1]].reshape(t1 - t0, b, a.shape[-1]) if packed else a[t0:t1, :b]
+
+    step_views = (lambda a: _rows(a, active)) if packed else (lambda a: _steps(a, active))
+    a_t, dgh_t = step_views(A), step_views(dGH)
     tmp_t = [tmp[:b] for b in active] if tmp is not None else None
     dhraw_t = [dhraw[:b] for b in active] if dhraw is not None else None
     W_hh = w.W_hh
-    for t1 in range(T, 0, -n):
-        t0 = max(0, t1 - n)
+    for t0, t1 in _chunks(active, n, equal_widths=packed):
         m = t1 - t0
         b0 = active[t0]                                          # the chunk's widest step: rows past it are padding
         chunk = SimpleNamespace(Hprev=Hs[t0:t1, :b0], Hnext=Hs[t0 + 1:t1 + 1, :b0],
-                                GH=None if tape.GH is None else tape.GH[t0:t1, :b0],
+                                GH=None if tape.GH is None else block(tape.GH, t0, t1, b0),
                                 Cprev=None if Cs is None else Cs[t0:t1, :b0],
                                 Cnext=None if Cs is None else Cs[t0 + 1:t1 + 1, :b0])
-        kernel.coefficients(A[t0:t1, :b0], K[:m, :b0], S[:m, :b0], chunk)   # gradient-independent factors, m steps
+        kernel.coefficients(block(A, t0, t1, b0), K[:m, :b0], S[:m, :b0], chunk)   # gradient-independent, m steps
         k_t = _steps(K[:m], active[t0:t1])
         for t in range(t1 - 1, t0 - 1, -1):
             g = dh_t[t]                                          # dL/dh_t of the active rows, in dh
@@ -244,25 +295,25 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
             else:
                 np.matmul(dgh_t[t], W_hh, out=g)                 # back through gh = W_hh h_{t-1}
     # every weight gradient is one GEMM over all T*B rows, or over the packed rows only, after the loop
-    packed_rows = _use_packed(tape.batch_sizes, T, B)
-    if tape.batch_sizes is not None and not packed_rows:            # no gradient where the sequence has ended
+    if tape.batch_sizes is not None and not packed:              # no gradient where the sequence has ended
         past = _past_length(tape.batch_sizes, B)
         A[past] = 0.0
         if dGH is not A:
             dGH[past] = 0.0
-    pick = (lambda a: _pack(a, active)) if packed_rows else (lambda a: a.reshape(T * B, a.shape[-1]))
-    dGX2 = pick(A)
-    dGH2 = dGX2 if dGH is A else pick(dGH)
-    kernel.finish_backward(dGX2, dGH2)                           # on the packed rows only, when packed
+    if packed:                                                   # A, GH and X are packed already
+        dGX2, dGH2, X2, Hprev2 = A, dGH, X, _pack(Hs[:-1], active)
+    else:
+        dGX2, dGH2, X2, Hprev2 = (a.reshape(T * B, a.shape[-1]) for a in (A, dGH, X, Hs[:-1]))
+    kernel.finish_backward(dGX2, dGH2)
     db_ih = dGX2.sum(axis=0) if w.b_ih is not None else None
     grads = Grads(
-        W_ih=dGX2.T @ pick(X),
-        W_hh=dGH2.T @ pick(Hs[:-1]),
+        W_ih=dGX2.T @ X2,
+        W_hh=dGH2.T @ Hprev2,
         b_ih=db_ih,
         b_hh=(dGH2.sum(axis=0) if dGH is not A else db_ih.copy()) if w.b_hh is not None else None,
         W_hr=(dHproj.reshape(T * B, P).T @ tape.Hraw.reshape(T * B, H)) if dHproj is not None else None,
     )
-    if packed_rows:
+    if packed:
         dX = _unpack(dGX2 @ w.W_ih, active, B)
     else:
         dX = (dGX2 @ w.W_ih).reshape(T, B, I)

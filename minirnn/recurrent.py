@@ -88,7 +88,7 @@ class _CellBase(Module):
 
     def _step_backward(self, dh: Any, dc: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         tape, batched = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
-        B = tape.X.shape[1]
+        B = tape.B
         dh = None if dh is None else self._state("dh", dh, B, batched)
         dc = None if dc is None else self._state("dc", dc, B, batched)
         self._pop()
@@ -312,14 +312,17 @@ class _RNNBase(Module):
             outs = []
             for d in range(D):
                 k = layer * D + d
-                Xd = layer_in if d == 0 else tm.reverse(layer_in)
-                out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d), Xd, h0[k],
+                out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d),
+                                                 layer_in if d == 0 else tm.reverse(layer_in), h0[k],
                                                  None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
                 outs.append(out if d == 0 else tm.reverse(out))
                 tapes.append(tape)
                 h_n.append(h)
                 if c_n is not None:
                     c_n.append(c)
+            # the tapes hold what backward needs: let this layer's input go before the next one is built
+            # (the peak memory of a training step is reached here)
+            X = layer_in = None
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
@@ -339,7 +342,7 @@ class _RNNBase(Module):
         # validate against the newest cache before popping it: a bad dout leaves the cache for a corrected retry
         tapes, drops, tm, batched, x_shape = self._cache[-1] if self._cache else self._pop()
         D, P = self.num_directions, self._out_size
-        T, B = tapes[0].X.shape[:2]
+        T, B = tapes[0].T, tapes[0].B
         out_shape = x_shape[:-1] + (D * P,)
         if dout is not None:
             dout = float_array("dout", dout, self.dtype, (len(x_shape),), "(the shape of the forward's output)")
@@ -372,7 +375,10 @@ class _RNNBase(Module):
                     dc0[k] = dc
                 if d == 1:
                     dX = tm.reverse(dX)
-                d_layer_in = dX if d_layer_in is None else d_layer_in + dX
+                if d_layer_in is None:
+                    d_layer_in = dX
+                else:                                            # in place: one (T, B, I) array less at the peak
+                    np.add(d_layer_in, dX, out=d_layer_in)
             d_layer_out = d_layer_in
         dx = self._from_seq_first(tm.unsort(d_layer_out), batched)
         dh0, dc0 = tm.unsort(dh0), tm.unsort(dc0)
