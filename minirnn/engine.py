@@ -17,8 +17,8 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 
 Memory and speed (all float32 when the weights are): everything is preallocated before the loops and the loops
 only write into it (``out=``). The tape is three arrays filled in place: A (T, B, GH) the activated gates, the
-states Hs (T+1, B, P) (and Cs), and for the GRU the recurrent products GH (T, B, GH). When lengths leave many rows
-padded, X, A and GH are kept packed instead, (N, ...) with only the active rows (see ``Tape``). Backward turns A into
+states Hs (T+1, B, P) (and Cs), and for the GRU the recurrent products GH (T, B, GH); with lengths, A and GH (and
+the tape's X) are packed, (N, ...) with only the active rows (see ``Tape``). Backward turns A into
 dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the gradient-independent
 Jacobian factors for a cache-sized chunk of steps at a time.
 """
@@ -58,9 +58,11 @@ class Grads:
 class Tape:
     """What the backward pass needs from one forward run (consumed by it: A and GH become gradients).
 
-    ``packed`` (see ``_use_packed``): X, A and GH hold only the active rows, step after step (N = sum(batch_sizes)
-    rows, torch's packed data), so padding costs no memory; step t is the contiguous row block
-    offsets[t]:offsets[t+1]. Otherwise they are (T, B, ...) with zeros in the padded rows."""
+    With ``batch_sizes`` (lengths), X, A and GH are packed: only the active rows, step after step (N =
+    sum(batch_sizes) rows, torch's packed data), so padding costs neither memory nor work in the whole-sequence
+    products; step t is the contiguous row block offsets[t]:offsets[t+1] (the batch is sorted longest first, so a
+    step's active rows are a prefix of the previous step's). The states stay padded (T+1, B, ...), zero past a
+    sequence's end, because the layer returns them as its padded output."""
 
     X: np.ndarray                   # (T, B, I) C-contiguous, or (N, I) packed
     A: np.ndarray                   # (T, B, GH) or (N, GH): activated gates
@@ -69,7 +71,10 @@ class Tape:
     Cs: np.ndarray | None           # (T+1, B, H)
     Hraw: np.ndarray | None         # (T, B, H)    un-projected o * tanh(c), only with W_hr
     batch_sizes: np.ndarray | None  # (T,)
-    packed: bool = False
+
+    @property
+    def packed(self) -> bool:
+        return self.batch_sizes is not None
 
     @property
     def T(self) -> int:
@@ -90,11 +95,6 @@ def _steps(a: np.ndarray, active: list[int]) -> list[np.ndarray]:
     if active[-1] == a.shape[1]:                    # active is non-increasing: all B rows at every step
         return list(a[:len(active)])
     return [a[t, :b] for t, b in enumerate(active)]
-
-
-def _past_length(batch_sizes: np.ndarray, B: int) -> np.ndarray:
-    """(T, B) mask of the rows past their sequence's length (row b at step t, b >= batch_sizes[t])."""
-    return np.arange(B)[None, :] >= np.asarray(batch_sizes)[:, None]
 
 
 def _pack(a: np.ndarray, active: list[int]) -> np.ndarray:
@@ -140,13 +140,6 @@ def _chunks(active: list[int], n: int, equal_widths: bool) -> list[tuple[int, in
     return out
 
 
-def _use_packed(batch_sizes: np.ndarray | None, T: int, B: int) -> bool:
-    """Whether the hoisted products should run on the active rows only (torch's packed data): when lengths leave
-    so many rows padded that packing them (T block copies) costs less than the padded rows' share of a
-    whole-sequence GEMM. Names padded to the longest in a batch are often 2-3x shorter on average."""
-    return batch_sizes is not None and int(np.sum(batch_sizes)) < 0.75 * T * B
-
-
 def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
             batch_sizes: np.ndarray | None = None, keep_tape: bool = True
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Tape | None]:
@@ -166,22 +159,18 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         W_ih, W_hh = W_ih * scale[:, None], W_hh * scale[:, None]
         if b_ih is not None:
             b_ih, b_hh = b_ih * scale, b_hh * scale
-    # every input projection in one GEMM (over the packed rows only, when lengths leave many padded);
+    # every input projection in one GEMM (with lengths: over the packed rows, and A stays packed, see Tape);
     # b_hh joins b_ih unless the kernel needs gh on its own (GRU)
     b_step = b_hh if kernel.separate_gh else None
     bias = b_ih if kernel.separate_gh or b_ih is None else b_ih + b_hh
-    packed_rows = _use_packed(batch_sizes, T, B)
-    if not packed_rows:
-        A = np.matmul(X.reshape(T * B, I), W_ih.T).reshape(T, B, GH)
-        if bias is not None:
-            A += bias
-        if batch_sizes is not None:
-            A[_past_length(batch_sizes, B)] = 0.0                # inactive rows: zeros, never activated
-    else:                                                        # the tape itself packed: (N, GH), no padding
+    packed = batch_sizes is not None
+    if packed:
         X = _pack(X, active)
         A = X @ W_ih.T
-        if bias is not None:
-            A += bias
+    else:
+        A = np.matmul(X.reshape(T * B, I), W_ih.T).reshape(T, B, GH)
+    if bias is not None:
+        A += bias
     new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
     Hs = new((T + 1, B, P), dtype=dt)
     Hs[0] = h0
@@ -192,7 +181,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     ws = kernel.workspace(B, H, dt)
     GHt = None
     if kernel.separate_gh and keep_tape:
-        GHt = np.empty((len(A), GH), dtype=dt) if packed_rows else new((T, B, GH), dtype=dt)
+        GHt = np.empty(A.shape, dtype=dt)
     gh_step = ws.get("gh") if ws.get("gh") is not None else np.empty((B, GH), dtype=dt)
     Hraw = None
     if w.W_hr is not None:
@@ -200,7 +189,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     W_hhT = W_hh.T
     W_hrT = w.W_hr.T if w.W_hr is not None else None
     # every per-step view made before the loop: the loop itself only calls (see _steps)
-    step_views = (lambda a: _rows(a, active)) if packed_rows else (lambda a: _steps(a, active))
+    step_views = (lambda a: _rows(a, active)) if packed else (lambda a: _steps(a, active))
     a_t, hp_t, hn_t = step_views(A), _steps(Hs[:-1], active), _steps(Hs[1:], active)
     if GHt is not None:
         gh_t = step_views(GHt)
@@ -227,7 +216,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         lengths = (np.asarray(batch_sizes)[:, None] > np.arange(B)).sum(axis=0)
         h_n = Hs[lengths, np.arange(B)]
         c_n = Cs[lengths, np.arange(B)] if Cs is not None else None
-    tape = Tape(X, A, GHt, Hs, Cs, Hraw, batch_sizes, packed_rows) if keep_tape else None
+    tape = Tape(X, A, GHt, Hs, Cs, Hraw, batch_sizes) if keep_tape else None
     return Hs[1:], h_n, c_n, tape
 
 
@@ -273,7 +262,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     W_hh = w.W_hh
     for t0, t1 in _chunks(active, n, equal_widths=packed):
         m = t1 - t0
-        b0 = active[t0]                                          # the chunk's widest step: rows past it are padding
+        b0 = active[t0]                                          # every step of a chunk has b0 active rows
         chunk = SimpleNamespace(Hprev=Hs[t0:t1, :b0], Hnext=Hs[t0 + 1:t1 + 1, :b0],
                                 GH=None if tape.GH is None else block(tape.GH, t0, t1, b0),
                                 Cprev=None if Cs is None else Cs[t0:t1, :b0],
@@ -295,11 +284,6 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
             else:
                 np.matmul(dgh_t[t], W_hh, out=g)                 # back through gh = W_hh h_{t-1}
     # every weight gradient is one GEMM over all T*B rows, or over the packed rows only, after the loop
-    if tape.batch_sizes is not None and not packed:              # no gradient where the sequence has ended
-        past = _past_length(tape.batch_sizes, B)
-        A[past] = 0.0
-        if dGH is not A:
-            dGH[past] = 0.0
     if packed:                                                   # A, GH and X are packed already
         dGX2, dGH2, X2, Hprev2 = A, dGH, X, _pack(Hs[:-1], active)
     else:

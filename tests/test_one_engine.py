@@ -75,26 +75,35 @@ def test_every_kind_is_the_engine_plus_a_kernel():
 
 
 @pytest.mark.parametrize("name, make_cell, make_layer, kernel", KINDS, ids=[k[0] for k in KINDS])
-@pytest.mark.parametrize("T, B", [(1, 1), (5, 3), (12, 40)])
-def test_packed_and_padded_tapes_agree(monkeypatch, name, make_cell, make_layer, kernel, T, B):
-    """With lengths the engine keeps its tapes packed (active rows only) when padding is a large share, else padded
-    (T, B, ...). Forcing either layout gives the same outputs, dx and parameter gradients (float64, 2 layers, both
-    directions), and the packed run's tapes really are packed."""
+@pytest.mark.parametrize("T, B", [(2, 1), (5, 3), (9, 7)])
+def test_lengths_keep_packed_tapes_and_equal_one_sequence_at_a_time(name, make_cell, make_layer, kernel, T, B):
+    """With lengths the tapes hold only the active rows (N = sum(lengths)), and a ragged batch computes what each
+    sequence alone computes without lengths: outputs (zero past the end), h_n, dx, and the parameter gradients
+    summed over the sequences (float64, 2 layers, both directions)."""
     rng = np.random.default_rng(T * 100 + B)
     x = rng.standard_normal((T, B, 3))
     lengths = rng.integers(1, T + 1, B)
+    lengths[0] = 1                                          # always ragged (all lengths T would need no lengths)
     dout = rng.standard_normal((T, B, 8))
-    results = []
-    for packed in (False, True):
-        monkeypatch.setattr(engine, "_use_packed", lambda bs, T_, B_, packed=packed: packed and bs is not None)
-        layer = make_layer(num_layers=2, bidirectional=True, rng=np.random.default_rng(0))
-        out, _ = layer(x, lengths=lengths)
-        tapes = layer._cache[-1][0]
-        ragged = not (lengths == T).all()                  # all lengths T: no lengths at all, nothing to pack
-        assert all(t.packed == (packed and ragged) for t in tapes)
-        if packed and ragged:
-            assert all(t.A.shape[0] == int(lengths.sum()) for t in tapes)
-        dx, _ = layer.backward(dout)
-        results.append([out, dx] + [p.grad.copy() for p in layer.parameters()])
-    for padded_run, packed_run in zip(*results):
-        np.testing.assert_allclose(packed_run, padded_run, rtol=1e-11, atol=1e-12)
+    layer = make_layer(num_layers=2, bidirectional=True, rng=np.random.default_rng(0))
+    out, state = layer(x, lengths=lengths)
+    h_n = state[0] if isinstance(state, tuple) else state
+    tapes = layer._cache[-1][0]
+    assert all(t.packed and t.A.shape[0] == lengths.sum() and t.X.shape[0] == lengths.sum() for t in tapes)
+    dx, _ = layer.backward(dout)
+    grads = [p.grad.copy() for p in layer.parameters()]
+    assert (out[lengths[None, :] <= np.arange(T)[:, None]] == 0).all()
+    summed = [np.zeros_like(g) for g in grads]
+    for b, n in enumerate(lengths):
+        layer.zero_grad()
+        out_b, state_b = layer(x[:n, b:b + 1])
+        h_b = state_b[0] if isinstance(state_b, tuple) else state_b
+        dx_b, _ = layer.backward(dout[:n, b:b + 1])
+        np.testing.assert_allclose(out[:n, b:b + 1], out_b, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(h_n[:, b:b + 1], h_b, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(dx[:n, b:b + 1], dx_b, rtol=1e-11, atol=1e-12)
+        assert (dx[n:, b] == 0).all()
+        for acc, p in zip(summed, layer.parameters()):
+            acc += p.grad
+    for g, s_ in zip(grads, summed):
+        np.testing.assert_allclose(g, s_, rtol=1e-10, atol=1e-12)
