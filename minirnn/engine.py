@@ -121,10 +121,13 @@ def _offsets(active: list[int]) -> list[int]:
     return out
 
 
-def _rows(packed: np.ndarray, active: list[int]) -> list[np.ndarray]:
-    """The per-step views of packed rows: step t is the contiguous block of its active rows."""
+def _step_views(a: np.ndarray, active: list[int], packed: bool) -> list[np.ndarray]:
+    """The per-step views of a tape array: of packed rows (step t is the contiguous block of its active rows),
+    or of a (T, B, ...) array (see _steps)."""
+    if not packed:
+        return _steps(a, active)
     off = _offsets(active)
-    return [packed[off[t]:off[t + 1]] for t in range(len(active))]
+    return [a[off[t]:off[t + 1]] for t in range(len(active))]
 
 
 def _chunks(active: list[int], n: int, equal_widths: bool) -> list[tuple[int, int]]:
@@ -179,9 +182,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         Cs = new((T + 1, B, H), dtype=dt)
         Cs[0] = c0
     ws = kernel.workspace(B, H, dt)
-    GHt = None
-    if kernel.separate_gh and keep_tape:
-        GHt = np.empty(A.shape, dtype=dt)
+    GHt = np.empty(A.shape, dtype=dt) if kernel.separate_gh and keep_tape else None
     gh_step = ws.get("gh") if ws.get("gh") is not None else np.empty((B, GH), dtype=dt)
     Hraw = None
     if w.W_hr is not None:
@@ -189,10 +190,9 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     W_hhT = W_hh.T
     W_hrT = w.W_hr.T if w.W_hr is not None else None
     # every per-step view made before the loop: the loop itself only calls (see _steps)
-    step_views = (lambda a: _rows(a, active)) if packed else (lambda a: _steps(a, active))
-    a_t, hp_t, hn_t = step_views(A), _steps(Hs[:-1], active), _steps(Hs[1:], active)
+    a_t, hp_t, hn_t = _step_views(A, active, packed), _steps(Hs[:-1], active), _steps(Hs[1:], active)
     if GHt is not None:
-        gh_t = step_views(GHt)
+        gh_t = _step_views(GHt, active, packed)
     else:                                                        # one scratch row block, reused every step
         gh_t = [gh_step] * T if active[-1] == B else [gh_step[:b] for b in active]
     cp_t, cn_t = (_steps(Cs[:-1], active), _steps(Cs[1:], active)) if Cs is not None else ([None] * T,) * 2
@@ -255,8 +255,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
         """Steps t0..t1-1, rows :b, as an (m, b, ...) view (packed: the steps all have b active rows)."""
         return a[off[t0]:off[t1]].reshape(t1 - t0, b, a.shape[-1]) if packed else a[t0:t1, :b]
 
-    step_views = (lambda a: _rows(a, active)) if packed else (lambda a: _steps(a, active))
-    a_t, dgh_t = step_views(A), step_views(dGH)
+    a_t, dgh_t = _step_views(A, active, packed), _step_views(dGH, active, packed)
     tmp_t = [tmp[:b] for b in active] if tmp is not None else None
     dhraw_t = [dhraw[:b] for b in active] if dhraw is not None else None
     W_hh = w.W_hh
