@@ -256,10 +256,23 @@ def timed(fn, iters: int, budget: float, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def worker(side: str, cases: list[dict], iters: int, budget: float) -> list[dict]:
+def second_process_hwm() -> int:
+    """The resident-set high-water mark of minirnn's second process (``--direction-processes 2``), 0 without one."""
+    from minirnn import direction_process
+    worker = direction_process._worker
+    if worker is None:
+        return 0
+    with open(f"/proc/{worker.proc.pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+def worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1) -> list[dict]:
     make = minirnn_side if side == "minirnn" else torch_side
     results = []
     for n, case in enumerate(cases):
+        if side == "minirnn":
+            import minirnn as mr
+            mr.set_direction_processes(processes if case["bidir"] else 1)
         inp = make_inputs(case)
         train, infer = make(case, inp)
         # warm-up at the tiny size so lazily loaded code does not count as the step's memory
@@ -270,9 +283,9 @@ def worker(side: str, cases: list[dict], iters: int, budget: float) -> list[dict
         gc.collect()
         mem = None
         if n == 0:                                   # the high-water mark is only meaningful for the first case
-            before = maxrss_bytes()
+            before = maxrss_bytes() + (second_process_hwm() if side == "minirnn" else 0)
             train()
-            mem = maxrss_bytes() - before
+            mem = maxrss_bytes() + (second_process_hwm() if side == "minirnn" else 0) - before
         np_peak = None
         if side == "minirnn":
             import tracemalloc
@@ -288,16 +301,19 @@ def worker(side: str, cases: list[dict], iters: int, budget: float) -> list[dict
         t_inf = timed(infer, iters, budget)
         results.append(dict(case=case["name"], side=side, train_s=t_tr, infer_s=t_inf, mem_bytes=mem,
                             np_peak_bytes=np_peak))
+    if side == "minirnn":
+        import minirnn as mr
+        mr.set_direction_processes(1)
     return results
 
 
-def run_worker(side: str, cases: list[dict], iters: int, budget: float) -> list[dict]:
+def run_worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1) -> list[dict]:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(THREADS)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--worker-cases", json.dumps(cases),
-           "--iters", str(iters), "--budget", str(budget)]
+           "--iters", str(iters), "--budget", str(budget), "--direction-processes", str(processes)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{side} worker failed ({proc.returncode}):\n{proc.stderr}")
@@ -333,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="", help="comma-separated substrings: run only the matching cases")
     ap.add_argument("--no-torch", action="store_true", help="time minirnn alone")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
+    ap.add_argument("--direction-processes", type=int, choices=[1, 2], default=1,
+                    help="2: minirnn's bidirectional cases run the reverse direction in a second process "
+                         "(minirnn.set_direction_processes); its memory is added to mem, not to np_peak")
     ap.add_argument("--worker", choices=["minirnn", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--worker-cases", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker:
-        out = worker(args.worker, json.loads(args.worker_cases), args.iters, args.budget)
+        out = worker(args.worker, json.loads(args.worker_cases), args.iters, args.budget, args.direction_processes)
         print(json.dumps(out))
         return 0
 
@@ -380,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         report = dict(
             command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
                              + (argv if argv is not None else sys.argv[1:])),
-            complete=complete, quick=args.quick, repeats=repeats, iters=iters, budget_s=budget, threads=THREADS,
+            complete=complete, quick=args.quick, direction_processes=args.direction_processes, repeats=repeats, iters=iters, budget_s=budget, threads=THREADS,
             sides=sides, python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
             load_avg=os.getloadavg(), versions=versions, cases=rows,
         )
@@ -393,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     for group in groups:
         for _ in range(repeats):
             for side in sides:                                    # A B A B ...
-                for r in run_worker(side, group, iters, budget):
+                for r in run_worker(side, group, iters, budget, args.direction_processes):
                     runs.setdefault((r["case"], side), []).append(r)
         done += group
         if len(groups) > 1:                                       # a long run keeps what it has measured so far

@@ -4,7 +4,9 @@
         --test ../shared/data/names_test.csv.gz [--rounds 3] [--epochs 3]
 
 Runs ``examples/name_classifier.py`` and ``benchmarks/name_classifier_torch.py`` as whole processes with the same
-arguments, alternating minirnn, torch, minirnn, ... for ``--rounds`` rounds. Each run prints the median of its
+arguments, alternating minirnn, torch, minirnn, ... for ``--rounds`` rounds. The example runs as it does by default:
+its bidirectional GRU's reverse direction in a second process (``--processes 2``, one BLAS thread in each process);
+``--one-process-too`` adds a third side in the same rounds, the example with ``--processes 1`` (2 BLAS threads). Each run prints the median of its
 epochs' training seconds (evaluation excluded); this script prints the median over the rounds for each side and the
 median of the per-round ratios minirnn / torch (below 1: minirnn is faster). Issue 4's goal is a ratio of at most 1.
 """
@@ -24,8 +26,11 @@ PROGRAMS = {"minirnn": os.path.join(ROOT, "examples", "name_classifier.py"),
 
 
 def run(side: str, data: list[str], epochs: int, threads: int, limit: int | None) -> float:
-    args = [sys.executable, PROGRAMS[side], *data, "--epochs", str(epochs)]
-    args += ["--goal", "0"] if side == "minirnn" else ["--threads", str(threads)]
+    args = [sys.executable, PROGRAMS[side.split(" ")[0]], *data, "--epochs", str(epochs)]
+    if side.startswith("minirnn"):                # "minirnn" (the example's default: 2 processes), "minirnn 1"
+        args += ["--goal", "0"] + (["--processes", "1"] if side == "minirnn 1" else [])
+    else:
+        args += ["--threads", str(threads)]
     if limit:
         args += ["--limit", str(limit)]
     n = str(threads)
@@ -46,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=3, help="epochs per run (each run reports their median)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="first LIMIT rows of each file (smoke runs)")
+    ap.add_argument("--one-process-too", action="store_true",
+                    help="also time the example with --processes 1 (its bidirectional GRU in one process), "
+                         "as a third side in the same rounds")
     args = ap.parse_args(argv)
     for p in (args.train, args.test):
         if not os.path.exists(p):
@@ -53,16 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.epochs < 1 or args.threads < 1:
         ap.error("--rounds, --epochs and --threads must be at least 1")
     data = ["--train", args.train, "--test", args.test]
-    times = {"minirnn": [], "torch": []}
+    sides = ["minirnn", "torch"] + (["minirnn 1"] if args.one_process_too else [])
+    times: dict[str, list[float]] = {side: [] for side in sides}
     for r in range(1, args.rounds + 1):
-        for side in ("minirnn", "torch"):
+        for side in sides:
             times[side].append(run(side, data, args.epochs, args.threads, args.limit))
-        print(f"round {r}: minirnn {times['minirnn'][-1]:.2f} s, torch {times['torch'][-1]:.2f} s per epoch, "
-              f"ratio {times['minirnn'][-1] / times['torch'][-1]:.2f}", flush=True)
-    ratios = [m / t for m, t in zip(times["minirnn"], times["torch"])]
-    print(f"median seconds per epoch: minirnn {statistics.median(times['minirnn']):.2f}, torch "
-          f"{statistics.median(times['torch']):.2f}; ratio minirnn / torch {statistics.median(ratios):.2f} "
-          f"(median of {args.rounds} rounds, {args.threads} threads)")
+        print(f"round {r}: " + ", ".join(f"{side} {times[side][-1]:.2f} s" for side in sides) + " per epoch; ratio "
+              + ", ".join(f"{side} / torch {times[side][-1] / times['torch'][-1]:.2f}" for side in sides
+                          if side != "torch"), flush=True)
+    summary = ", ".join(f"{side} {statistics.median(times[side]):.2f}" for side in sides)
+    ratios = ", ".join(f"{side} / torch {statistics.median(m / t for m, t in zip(times[side], times['torch'])):.2f}"
+                       for side in sides if side != "torch")
+    print(f"median seconds per epoch: {summary}; ratio {ratios} (median of {args.rounds} rounds, {args.threads} "
+          "threads)")
     return 0
 
 

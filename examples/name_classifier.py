@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bucket", type=int, default=8,
                     help="length bucketing: batches drawn from shuffled pools of BUCKET*batch-size names sorted by "
                          "length (less padding, fewer time steps); 0 = plain shuffled batches")
+    ap.add_argument("--processes", type=int, choices=[1, 2], default=2,
+                    help="2: each bidirectional layer runs its reverse direction in a second process (one BLAS "
+                         "thread each; see minirnn.set_direction_processes); 1: all in this process")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="use only the first LIMIT rows of each file (quick runs)")
     ap.add_argument("--goal", type=float, default=0.835, help="exit 1 unless the final test accuracy reaches this")
@@ -199,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             ap.error("--plot needs matplotlib, which is not installed: pip install matplotlib")
 
+    minirnn.set_direction_processes(args.processes)
     rng = np.random.default_rng(args.seed)
     vocab = Vocab.ascii()
     train_names, train_langs = read_name_csv(args.train, limit=args.limit)

@@ -53,6 +53,10 @@ class Kernel:
     direct_dh: bool = False
     coef_width: int = 0            # extra coefficient columns per step, in units of H
 
+    def __reduce__(self):
+        # one kernel object per kind in every process (direction_process pickles kernels): unpickled by name
+        return by_name, (self.name,)
+
     def workspace(self, B: int, H: int, dtype) -> dict:
         return {}
 
@@ -268,3 +272,7 @@ def _gru_scale(H: int, dtype: np.dtype) -> np.ndarray:
 RNN_KERNELS = {"tanh": TanhRNN(), "relu": ReluRNN(), "sigmoid": SigmoidRNN()}
 LSTM = LSTMKernel()
 GRU = GRUKernel()
+
+
+def by_name(name: str) -> Kernel:
+    return {**RNN_KERNELS, LSTM.name: LSTM, GRU.name: GRU}[name]

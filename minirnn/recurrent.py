@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine, init, kernels
+from . import direction_process, engine, init, kernels
 from . import checks
 from .checks import dtype_of, float_array, positive_int, shape_is
 from .layers import check_dropout, dropout_mask
@@ -310,12 +310,8 @@ class _RNNBase(Module):
         c_n = [] if c0 is not None else None
         for layer in range(self.num_layers):
             outs = []
-            for d in range(D):
-                k = layer * D + d
-                out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d),
-                                                 layer_in if d == 0 else tm.reverse(layer_in), h0[k],
-                                                 None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
-                outs.append(out if d == 0 else tm.reverse(out))
+            for out, h, c, tape in self._layer_forward(layer, layer_in, tm, h0, c0, keep_tape):
+                outs.append(out)
                 tapes.append(tape)
                 h_n.append(h)
                 if c_n is not None:
@@ -338,6 +334,64 @@ class _RNNBase(Module):
             cn = cn[:, 0] if cn is not None else None
         return out, hn, cn
 
+    def _layer_forward(self, layer: int, layer_in: np.ndarray, tm: _TimeMap, h0: np.ndarray, c0: np.ndarray | None,
+                       keep_tape: bool) -> list[tuple]:
+        """Every direction of one layer: [(out (T, B, P) in forward time order, h_n, c_n, tape)], direction order.
+        The reverse direction runs in the second process when there is one (see ``direction_process``)."""
+        D = self.num_directions
+        T, B, _ = layer_in.shape
+
+        def here(d: int) -> tuple:
+            k = layer * D + d
+            out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d),
+                                             layer_in if d == 0 else tm.reverse(layer_in), h0[k],
+                                             None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
+            return (out if d == 0 else tm.reverse(out)), h, c, tape
+
+        worker = direction_process.second_process(T, B, self.hidden_size) if D == 2 else None
+        if worker is None:
+            return [here(d) for d in range(D)]
+        k = layer * D + 1
+        # this process reverses time both ways: the second one has the longer part of the layer's work already
+        handle = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reverse(layer_in)),
+                                tm.batch_sizes, h0[k], None if c0 is None else c0[k], keep_tape)
+        try:
+            first = here(0)
+        finally:
+            out, h, c = worker.result()          # collected even when this side failed: the link stays in step
+        return [first, (tm.reverse(out), h.copy(), None if c is None else c.copy(),
+                        direction_process.remote_tape(worker, handle, T, B, keep_tape))]
+
+    def _layer_backward(self, layer: int, d_layer_out: np.ndarray | None, tm: _TimeMap, tapes: list,
+                        dh_n: np.ndarray | None, dc_n: np.ndarray | None) -> list[tuple]:
+        """BPTT of every direction of one layer: [(dX (T, B, I) in forward time order, dh0, dc0, grads)]."""
+        D, P = self.num_directions, self._out_size
+
+        def args(d: int) -> tuple:
+            k = layer * D + d
+            dout_d = None if d_layer_out is None else d_layer_out[:, :, d * P:(d + 1) * P]
+            return dout_d, None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]
+
+        def here(d: int) -> tuple:
+            dout_d, dh, dc = args(d)
+            if d == 1 and dout_d is not None:
+                dout_d = tm.reverse(dout_d)
+            dX, dh0, dc0, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[layer * D + d],
+                                                  dout_d, dh, dc)
+            return (dX if d == 0 else tm.reverse(dX)), dh0, dc0, grads
+
+        remote = tapes[layer * D + D - 1]
+        if not isinstance(remote, direction_process.RemoteTape):
+            return [here(d) for d in range(D)]
+        dout_d, dh, dc = args(1)
+        remote.worker.submit("backward", remote.handle, self.kernel, self._weights(layer, 1),
+                             None if dout_d is None else np.ascontiguousarray(tm.reverse(dout_d)), dh, dc)
+        try:
+            first = here(0)
+        finally:
+            dX, dh0, dc0, grads = remote.worker.result()
+        return [first, (tm.reverse(dX), dh0.copy(), None if dc0 is None else dc0.copy(), grads)]
+
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # validate against the newest cache before popping it: a bad dout leaves the cache for a corrected retry
         tapes, drops, tm, batched, x_shape = self._cache[-1] if self._cache else self._pop()
@@ -359,22 +413,12 @@ class _RNNBase(Module):
             if drops[layer] is not None and d_layer_out is not None:
                 d_layer_out = d_layer_out * drops[layer]
             d_layer_in = None
-            for d in range(D):
+            for d, (dX, dh, dc, grads) in enumerate(self._layer_backward(layer, d_layer_out, tm, tapes, dh_n, dc_n)):
                 k = layer * D + d
-                dout_d = None
-                if d_layer_out is not None:
-                    dout_d = d_layer_out[:, :, d * P:(d + 1) * P]
-                    if d == 1:
-                        dout_d = tm.reverse(dout_d)
-                dX, dh, dc, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[k], dout_d,
-                                                    None if dh_n is None else dh_n[k],
-                                                    None if dc_n is None else dc_n[k])
                 _accumulate(self._params(layer, d), grads)
                 dh0[k] = dh
                 if dc0 is not None:
                     dc0[k] = dc
-                if d == 1:
-                    dX = tm.reverse(dX)
                 if d_layer_in is None:
                     d_layer_in = dX
                 else:                                            # in place: one (T, B, I) array less at the peak

@@ -103,12 +103,12 @@ def test_per_step_script_runs(tmp_path):
     assert row["calls"] == {"infer": 3.0, "train": 6.0}
 
 
-def test_bidir_processes_bound_runs():
-    """benchmarks/bidir_processes_bound.py, one round of one batch: both layouts run and the summary is printed."""
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bidir_processes_bound.py"), "--rounds",
-                           "1", "--batches", "1"], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=300)
+def test_direction_processes_benchmark_runs():
+    """benchmarks/direction_processes.py, one round of one step at the two smallest sizes: the table is printed."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "direction_processes.py"), "--rounds",
+                           "1", "--iters", "1", "--sizes", "2", "--kinds", "gru,lstm"], cwd=ROOT,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^round 1: sequential \d+\.\d+ s, two processes \d+\.\d+ s$", proc.stdout, re.M)
-    assert re.search(r"^median over 1 rounds: sequential \d+\.\d+ s, two processes \d+\.\d+ s; sequential / two "
-                     r"processes \d+\.\d+x$", proc.stdout, re.M)
+    rows = re.findall(r"^(GRU|LSTM) +20 +(1|4) +32 +\d+ \| +\d+\.\d+ +\d+\.\d+ +\d+\.\d+$", proc.stdout, re.M)
+    assert sorted(rows) == [("GRU", "1"), ("GRU", "4"), ("LSTM", "1"), ("LSTM", "4")], proc.stdout
+    assert "minirnn uses the second process from T*B*H >= 8192" in proc.stdout

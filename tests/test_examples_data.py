@@ -219,9 +219,11 @@ def test_name_classifier_epoch_time_comparison_runs():
     pytest.importorskip("torch", reason="torch is not installed: the twin benchmark cannot run")
     p = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "name_classifier_epoch_time.py"),
                         "--train", NAMES_TRAIN, "--test", NAMES_TEST, "--limit", "300", "--rounds", "1",
-                        "--epochs", "1", "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                       env=subprocess_env())
+                        "--epochs", "1", "--threads", "1", "--one-process-too"], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT, env=subprocess_env())
     assert p.returncode == 0, p.stderr + p.stdout
-    assert re.search(r"^round 1: minirnn \d+\.\d+ s, torch \d+\.\d+ s per epoch, ratio \d+\.\d+$", p.stdout, re.M)
-    assert re.search(r"^median seconds per epoch: minirnn \d+\.\d+, torch \d+\.\d+; ratio minirnn / torch \d+\.\d+",
-                     p.stdout, re.M)
+    num = r"\d+\.\d+"
+    assert re.search(rf"^round 1: minirnn {num} s, torch {num} s, minirnn 1 {num} s per epoch; ratio minirnn / torch "
+                     rf"{num}, minirnn 1 / torch {num}$", p.stdout, re.M), p.stdout
+    assert re.search(rf"^median seconds per epoch: minirnn {num}, torch {num}, minirnn 1 {num}; ratio minirnn / torch "
+                     rf"{num}, minirnn 1 / torch {num} \(median of 1 rounds, 1 threads\)$", p.stdout, re.M), p.stdout
