@@ -39,9 +39,12 @@ import numpy as np
 from . import engine
 from .checks import _is_int
 
-# T * B * H below which a layer stays in this process: benchmarks/direction_processes.py measured two processes
-# slower at 640 (T=20, B=1, H=32), even at 2,560 and faster from 10,240 on
-MIN_WORK = 1 << 13
+# T * B * G * H (G gates: RNN 1, GRU 3, LSTM 4) below which a layer stays in this process, from two runs of
+# benchmarks/direction_processes.py (one bidirectional layer, training step, two processes against one): the GRU was
+# faster from 30,720 on and the LSTM from 40,960 (0.52-0.91); below, the exchange costs about what the second core
+# gives. The RNN does the least work per exchanged number: slower up to 10,240, about even from 20,480 to 204,800
+# (0.88-1.08), faster at 230,400 (B = 256: 0.56-0.60).
+MIN_WORK = 24576
 _ALIGN = 64
 
 
@@ -258,6 +261,9 @@ def set_direction_processes(n: int) -> None:
     if not _is_int(n) or int(n) not in (1, 2):
         raise ValueError(f"n: expected 1 or 2 processes, got {n!r} of type {type(n).__name__}")
     n = int(n)
+    if n == 2 and os.name != "posix":
+        raise OSError(f"n: 2 processes need a POSIX system (the pipes to the second process are inherited file "
+                      f"descriptors), this one is {os.name!r}")
     if _worker is not None:
         _worker.close()
         _worker = None
@@ -276,10 +282,10 @@ def get_direction_processes() -> int:
     return _processes
 
 
-def second_process(T: int, B: int, H: int) -> _Worker | None:
-    """The worker for a bidirectional layer of this size, or None to run both directions here."""
+def second_process(T: int, B: int, G: int, H: int) -> _Worker | None:
+    """The worker for a bidirectional layer of this size (G gates), or None to run both directions here."""
     global _worker
-    if _processes == 1 or T * B * H < MIN_WORK:
+    if _processes == 1 or T * B * G * H < MIN_WORK:
         return None
     if _worker is None or _worker.pid != os.getpid():     # none yet, or this is a fork of the process that had one
         _worker = _Worker()

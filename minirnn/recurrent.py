@@ -348,7 +348,7 @@ class _RNNBase(Module):
                                              None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
             return (out if d == 0 else tm.reverse(out)), h, c, tape
 
-        worker = direction_process.second_process(T, B, self.hidden_size) if D == 2 else None
+        worker = direction_process.second_process(T, B, self.kernel.gates, self.hidden_size) if D == 2 else None
         if worker is None:
             return [here(d) for d in range(D)]
         k = layer * D + 1

@@ -109,6 +109,9 @@ def test_direction_processes_benchmark_runs():
                            "1", "--iters", "1", "--sizes", "2", "--kinds", "gru,lstm"], cwd=ROOT,
                           env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = re.findall(r"^(GRU|LSTM) +20 +(1|4) +32 +\d+ \| +\d+\.\d+ +\d+\.\d+ +\d+\.\d+$", proc.stdout, re.M)
+    rows = re.findall(r"^(GRU|LSTM) +20 +(1|4) +32 +(\d+) \| +\d+\.\d+ +\d+\.\d+ +\d+\.\d+$", proc.stdout, re.M)
+    work = {(kind, b): int(w) for kind, b, w in rows}
+    assert work.get(("LSTM", "4")) == 20 * 4 * 4 * 32, proc.stdout
+    rows = [(kind, b) for kind, b, _ in rows]
     assert sorted(rows) == [("GRU", "1"), ("GRU", "4"), ("LSTM", "1"), ("LSTM", "4")], proc.stdout
-    assert "minirnn uses the second process from T*B*H >= 8192" in proc.stdout
+    assert "minirnn uses the second process from T*B*G*H >= 24576" in proc.stdout

@@ -128,10 +128,11 @@ def test_small_layers_stay_in_this_process(two_processes, monkeypatch):
     mr.set_direction_processes(2)
     m = make_seq("gru", I, H, L=1, bi=True)
     x = np.random.default_rng(0).standard_normal((T, B, I))
-    monkeypatch.setattr(direction_process, "MIN_WORK", T * B * H + 1)
+    work = T * B * 3 * H                              # the GRU's three gates count
+    monkeypatch.setattr(direction_process, "MIN_WORK", work + 1)
     small, _ = m(x)
     assert requests == []
-    monkeypatch.setattr(direction_process, "MIN_WORK", T * B * H)
+    monkeypatch.setattr(direction_process, "MIN_WORK", work)
     large, _ = m(x)
     assert requests == ["forward"]
     np.testing.assert_allclose(large, small, rtol=1e-12, atol=1e-13)
