@@ -12,6 +12,8 @@ import gc
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minirnn as mr
 from minirnn import direction_process
@@ -67,6 +69,32 @@ def test_two_processes_equal_one(two_processes, kind, ragged, batch_first):
     assert one[4].keys() == two[4].keys()
     for name in one[4]:
         _assert_same(two[4][name], one[4][name], f"grad of {name}")
+
+
+@given(kind=st.sampled_from(KINDS), layers=st.integers(1, 3), T=st.integers(1, 6), B=st.integers(1, 5),
+       batched=st.booleans(), ragged=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_two_processes_equal_one_drawn(kind, layers, T, B, batched, ragged, seed):
+    """Drawn shapes, unbatched inputs and length patterns (length 1, all equal, unsorted): the same numbers."""
+    direction_process.MIN_WORK, threshold = 0, direction_process.MIN_WORK
+    try:
+        rng = np.random.default_rng(seed)
+        m = make_seq(kind, 3, 4, L=layers, bi=True)
+        randomize(m, rng)
+        x = rng.standard_normal((T, B, 3) if batched else (T, 3))
+        lengths = rng.integers(1, T + 1, B if batched else 1) if ragged else None
+        hx = seq_state(m, rng, B if batched else None)
+        out, state = m(x, hx, lengths=lengths)
+        m.clear_cache()
+        dout, dstate = like(out, rng), like(state, rng)
+        one = _run(m, x, hx, lengths, dout, dstate, 1)
+        two = _run(m, x, hx, lengths, dout, dstate, 2)
+        for what, a, b in zip(("out", "state", "dx", "dstate"), one, two):
+            _assert_same(b, a, what)
+        for name in one[4]:
+            _assert_same(two[4][name], one[4][name], f"grad of {name}")
+    finally:
+        direction_process.MIN_WORK = threshold
+        mr.set_direction_processes(1)
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
