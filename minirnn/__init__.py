@@ -5,6 +5,7 @@ from .gradcheck import GradcheckReport, gradcheck
 from .init import manual_seed
 from .layers import Dropout, Embedding, Linear
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .memory import KEEPS_FREED_MEMORY
 from .module import IncompatibleKeys, Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
 from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, clip_grad_norm_, clip_grad_value,
                     clip_grad_value_)
