@@ -424,6 +424,7 @@ class _RNNBase(Module):
                 else:                                            # in place: one (T, B, I) array less at the peak
                     np.add(d_layer_in, dX, out=d_layer_in)
             d_layer_out = d_layer_in
+            dX = grads = None             # else the reverse direction's dX lives through the next layer's backward
         dx = self._from_seq_first(tm.unsort(d_layer_out), batched)
         dh0, dc0 = tm.unsort(dh0), tm.unsort(dc0)
         if not batched:
