@@ -279,6 +279,7 @@ def set_direction_processes(n: int) -> None:
 
 
 def get_direction_processes() -> int:
+    """1 or 2: see ``set_direction_processes``."""
     return _processes
 
 

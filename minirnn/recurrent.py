@@ -352,7 +352,7 @@ class _RNNBase(Module):
         if worker is None:
             return [here(d) for d in range(D)]
         k = layer * D + 1
-        # this process reverses time both ways: the second one has the longer part of the layer's work already
+        # this process reverses time, both ways: the second one runs only the engine (it finished last otherwise)
         handle = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reverse(layer_in)),
                                 tm.batch_sizes, h0[k], None if c0 is None else c0[k], keep_tape)
         try:
