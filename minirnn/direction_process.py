@@ -206,8 +206,9 @@ class _Worker:
         try:
             self.link.send((op, dropped, np.geterr(), args))
         except OSError as e:
-            raise RuntimeError(f"the direction process is gone ({e}); call minirnn.set_direction_processes(1) "
-                               "or (2) again to restart it") from None
+            raise RuntimeError(f"the direction process is gone ({e}), and with it the tapes it kept: "
+                               "minirnn.set_direction_processes(2) starts a new one; then run the forward again"
+                               ) from None
         self._busy = True
 
     def result(self) -> Any:
@@ -217,8 +218,9 @@ class _Worker:
         try:
             reply = self.link.recv()
         except (EOFError, OSError) as e:
-            raise RuntimeError(f"the direction process exited (code {self.proc.poll()}) before replying ({e!r}); "
-                               "call minirnn.set_direction_processes(2) again to restart it") from None
+            raise RuntimeError(f"the direction process exited (code {self.proc.poll()}) before replying ({e!r}), "
+                               "and with it the tapes it kept: minirnn.set_direction_processes(2) starts a new one; "
+                               "then run the forward again") from None
         if reply[0] == "error":       # raised here as the same kind where it is a standard one (FloatingPointError...)
             _, name, message, trace = reply
             kind = _KINDS.get(name, RuntimeError)

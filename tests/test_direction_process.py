@@ -207,6 +207,15 @@ def test_a_dead_process_is_a_clear_error_and_a_restart_works(two_processes):
     assert _arenas() == arenas                        # no shared-memory file left behind, by either process
 
 
+def test_backward_after_the_process_stopped_is_a_clear_error(two_processes):
+    mr.set_direction_processes(2)
+    m = make_seq("gru", I, H, bi=True)
+    out, _ = m(np.ones((T, B, I)))
+    mr.set_direction_processes(1)                     # the tape of the reverse direction goes with the process
+    with pytest.raises(RuntimeError, match="direction process is gone .*run the forward again"):
+        m.backward(np.ones_like(out))
+
+
 @pytest.mark.parametrize("bad", [0, 3, 2.0, "2", True, None])
 def test_bad_process_count(bad):
     with pytest.raises(ValueError, match=r"n: expected 1 or 2 processes, got"):
