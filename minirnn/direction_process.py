@@ -173,8 +173,8 @@ class RemoteTape:
     """Stands for a tape the second process keeps; when this handle goes (backward done, or the module's cache
     cleared), the tape there is freed with the next request."""
 
-    def __init__(self, worker: "_Worker", handle: int, T: int, B: int) -> None:
-        self.worker, self.handle, self.T, self.B = worker, handle, T, B
+    def __init__(self, worker: "_Worker", handle: int) -> None:
+        self.worker, self.handle = worker, handle
         weakref.finalize(self, worker.forget, handle)
 
 
@@ -227,10 +227,12 @@ class _Worker:
             raise kind(f"in the direction process: {name}: {message}\n{trace}")
         return reply[1]
 
-    def forward(self, kernel, w: engine.Weights, X: np.ndarray, batch_sizes, h0, c0, keep_tape: bool) -> int:
+    def forward(self, kernel, w: engine.Weights, X: np.ndarray, batch_sizes, h0, c0,
+                keep_tape: bool) -> RemoteTape | None:
+        """Submit the reverse direction's forward; returns the handle of the tape it will keep (None: no tape)."""
         self._next += 1
         self.submit("forward", self._next, kernel, w, X, batch_sizes, h0, c0, keep_tape)
-        return self._next
+        return RemoteTape(self, self._next) if keep_tape else None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -293,10 +295,6 @@ def second_process(T: int, B: int, G: int, H: int) -> _Worker | None:
     if _worker is None or _worker.pid != os.getpid():     # none yet, or this is a fork of the process that had one
         _worker = _Worker()
     return _worker
-
-
-def remote_tape(worker: _Worker, handle: int, T: int, B: int, keep_tape: bool) -> RemoteTape | None:
-    return RemoteTape(worker, handle, T, B) if keep_tape else None
 
 
 def _find_blas_threads() -> list[tuple[Any, Any]]:

@@ -353,18 +353,20 @@ class _RNNBase(Module):
             return [here(d) for d in range(D)]
         k = layer * D + 1
         # this process reverses time, both ways: the second one runs only the engine (it finished last otherwise)
-        handle = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reverse(layer_in)),
-                                tm.batch_sizes, h0[k], None if c0 is None else c0[k], keep_tape)
+        tape = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reverse(layer_in)),
+                              tm.batch_sizes, h0[k], None if c0 is None else c0[k], keep_tape)
         try:
             first = here(0)
         finally:
             out, h, c = worker.result()          # collected even when this side failed: the link stays in step
-        return [first, (tm.reverse(out), h.copy(), None if c is None else c.copy(),
-                        direction_process.remote_tape(worker, handle, T, B, keep_tape))]
+        return [first, (tm.reverse(out), h.copy(), None if c is None else c.copy(), tape)]
 
     def _layer_backward(self, layer: int, d_layer_out: np.ndarray | None, tm: _TimeMap, tapes: list,
-                        dh_n: np.ndarray | None, dc_n: np.ndarray | None) -> list[tuple]:
-        """BPTT of every direction of one layer: [(dX (T, B, I) in forward time order, dh0, dc0, grads)]."""
+                        dh_n: np.ndarray | None, dc_n: np.ndarray | None, dh0: np.ndarray, dc0: np.ndarray | None
+                        ) -> np.ndarray:
+        """BPTT of every direction of one layer: accumulates the parameter gradients, writes dh0[k] (dc0[k]) of
+        each direction k, and returns dX (T, B, I) in forward time order, summed over the directions in place
+        (one (T, B, I) array less at the peak)."""
         D, P = self.num_directions, self._out_size
 
         def args(d: int) -> tuple:
@@ -372,25 +374,37 @@ class _RNNBase(Module):
             dout_d = None if d_layer_out is None else d_layer_out[:, :, d * P:(d + 1) * P]
             return dout_d, None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]
 
-        def here(d: int) -> tuple:
+        def keep(d: int, dh: np.ndarray, dc: np.ndarray | None, grads: engine.Grads) -> None:
+            _accumulate(self._params(layer, d), grads)
+            dh0[layer * D + d] = dh
+            if dc0 is not None:
+                dc0[layer * D + d] = dc
+
+        def here(d: int) -> np.ndarray:
             dout_d, dh, dc = args(d)
             if d == 1 and dout_d is not None:
                 dout_d = tm.reverse(dout_d)
-            dX, dh0, dc0, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[layer * D + d],
-                                                  dout_d, dh, dc)
-            return (dX if d == 0 else tm.reverse(dX)), dh0, dc0, grads
+            dX, dh, dc, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[layer * D + d],
+                                                dout_d, dh, dc)
+            keep(d, dh, dc, grads)
+            return dX if d == 0 else tm.reverse(dX)
 
         remote = tapes[layer * D + D - 1]
         if not isinstance(remote, direction_process.RemoteTape):
-            return [here(d) for d in range(D)]
+            dX = here(0)
+            if D == 2:
+                np.add(dX, here(1), out=dX)
+            return dX
         dout_d, dh, dc = args(1)
         remote.worker.submit("backward", remote.handle, self.kernel, self._weights(layer, 1),
                              None if dout_d is None else np.ascontiguousarray(tm.reverse(dout_d)), dh, dc)
         try:
-            first = here(0)
+            dX = here(0)
         finally:
-            dX, dh0, dc0, grads = remote.worker.result()
-        return [first, (tm.reverse(dX), dh0.copy(), None if dc0 is None else dc0.copy(), grads)]
+            dX1, dh, dc, grads = remote.worker.result()   # views of the second process's arena: used right away
+        keep(1, dh, dc, grads)
+        np.add(dX, tm.reverse(dX1), out=dX)
+        return dX
 
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # validate against the newest cache before popping it: a bad dout leaves the cache for a corrected retry
@@ -412,19 +426,7 @@ class _RNNBase(Module):
         for layer in range(self.num_layers - 1, -1, -1):
             if drops[layer] is not None and d_layer_out is not None:
                 d_layer_out = d_layer_out * drops[layer]
-            d_layer_in = None
-            for d, (dX, dh, dc, grads) in enumerate(self._layer_backward(layer, d_layer_out, tm, tapes, dh_n, dc_n)):
-                k = layer * D + d
-                _accumulate(self._params(layer, d), grads)
-                dh0[k] = dh
-                if dc0 is not None:
-                    dc0[k] = dc
-                if d_layer_in is None:
-                    d_layer_in = dX
-                else:                                            # in place: one (T, B, I) array less at the peak
-                    np.add(d_layer_in, dX, out=d_layer_in)
-            d_layer_out = d_layer_in
-            dX = grads = None             # else the reverse direction's dX lives through the next layer's backward
+            d_layer_out = self._layer_backward(layer, d_layer_out, tm, tapes, dh_n, dc_n, dh0, dc0)
         dx = self._from_seq_first(tm.unsort(d_layer_out), batched)
         dh0, dc0 = tm.unsort(dh0), tm.unsort(dc0)
         if not batched:
