@@ -266,12 +266,18 @@ def second_process_hwm() -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 
 
+def high_water_bytes(side: str) -> int:
+    """This process's resident-set high-water mark, plus that of minirnn's second process when there is one."""
+    return maxrss_bytes() + (second_process_hwm() if side == "minirnn" else 0)
+
+
 def worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1) -> list[dict]:
     make = minirnn_side if side == "minirnn" else torch_side
+    if side == "minirnn":
+        import minirnn as mr                         # this checkout: run_worker puts it first on PYTHONPATH
     results = []
     for n, case in enumerate(cases):
         if side == "minirnn":
-            import minirnn as mr
             mr.set_direction_processes(processes if case["bidir"] else 1)
         inp = make_inputs(case)
         train, infer = make(case, inp)
@@ -283,9 +289,9 @@ def worker(side: str, cases: list[dict], iters: int, budget: float, processes: i
         gc.collect()
         mem = None
         if n == 0:                                   # the high-water mark is only meaningful for the first case
-            before = maxrss_bytes() + (second_process_hwm() if side == "minirnn" else 0)
+            before = high_water_bytes(side)
             train()
-            mem = maxrss_bytes() + (second_process_hwm() if side == "minirnn" else 0) - before
+            mem = high_water_bytes(side) - before
         np_peak = None
         if side == "minirnn":
             import tracemalloc
@@ -302,7 +308,6 @@ def worker(side: str, cases: list[dict], iters: int, budget: float, processes: i
         results.append(dict(case=case["name"], side=side, train_s=t_tr, infer_s=t_inf, mem_bytes=mem,
                             np_peak_bytes=np_peak))
     if side == "minirnn":
-        import minirnn as mr
         mr.set_direction_processes(1)
     return results
 
@@ -399,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         report = dict(
             command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
                              + (argv if argv is not None else sys.argv[1:])),
-            complete=complete, quick=args.quick, direction_processes=args.direction_processes, repeats=repeats, iters=iters, budget_s=budget, threads=THREADS,
+            complete=complete, quick=args.quick, direction_processes=args.direction_processes, repeats=repeats,
+            iters=iters, budget_s=budget, threads=THREADS,
             sides=sides, python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
             load_avg=os.getloadavg(), versions=versions, cases=rows,
         )
