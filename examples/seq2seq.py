@@ -9,8 +9,8 @@ predicts target + 'E'. Encoder and decoder are RNN(29, 128) (tanh), then Linear(
 batches of 3, the loss of a batch the sum over its pairs of the mean cross-entropy over the 6 steps (the seed's).
 
 Dropout 0.5: the seed passes ``dropout=0.5`` to its single-layer nn.RNNs, where torch applies it to nothing (it
-acts between stacked layers only; torch warns). We keep that argument as the seed wrote it and add a real
-``Dropout(0.5)`` on the decoder's outputs, so that dropout does act during training.
+acts between stacked layers only; torch warns, and minirnn with the same words). We leave that argument out, with
+the same results, and add a real ``Dropout(0.5)`` on the decoder's outputs, so that dropout does act in training.
 
 Translation is greedy decoding: the decoder starts from 'S' and is fed its own most likely letter until it says
 'E' (at most 6 steps). The seed's translate() fed '?' letters instead of its own predictions; feeding the
@@ -60,9 +60,9 @@ class Seq2Seq(Module):
 
     def __init__(self, n_hidden: int = 128, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        # dropout=0.5 as the seed wrote it: a no-op for one layer, here as in torch (see the module docstring)
-        self.encoder = RNN(N_CLASS, n_hidden, dropout=0.5, rng=rng)
-        self.decoder = RNN(N_CLASS, n_hidden, dropout=0.5, rng=rng)
+        # the seed's dropout=0.5 is left out: a no-op for one layer (see the module docstring)
+        self.encoder = RNN(N_CLASS, n_hidden, rng=rng)
+        self.decoder = RNN(N_CLASS, n_hidden, rng=rng)
         self.drop = Dropout(0.5, rng=rng)
         self.fc = Linear(n_hidden, N_CLASS, rng=rng)
 

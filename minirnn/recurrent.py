@@ -7,6 +7,7 @@ Names, shapes, defaults and parameter names follow torch.nn. Beyond torch, and s
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -218,6 +219,10 @@ class _RNNBase(Module):
         self.bias = checks.flag("bias", bias)
         self.batch_first = checks.flag("batch_first", batch_first)
         self.dropout = check_dropout(dropout)
+        if self.dropout > 0 and self.num_layers == 1:   # torch's warning, word for word, pointing at the caller
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                          stacklevel=3)
         self.bidirectional = checks.flag("bidirectional", bidirectional)
         proj_size = checks.nonnegative_int("proj_size", proj_size)
         if proj_size and self.mode != "LSTM":

@@ -10,6 +10,8 @@ differentiated by torch's autograd; the same loop is first checked against torch
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -549,3 +551,22 @@ def test_tied_weights_state_dict_interchanges_with_torch():
     np.testing.assert_array_equal(ours.decoder.weight.data, theirs.encoder.weight.detach().numpy())
     theirs2 = Theirs().double()
     theirs2.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+
+
+# ---- the one-layer dropout warning ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dropout, num_layers", [(0.5, 1), (0.25, 1), (0.5, 2), (0.0, 1)])
+def test_dropout_with_one_layer_warns_as_torch(kind, dropout, num_layers):
+    """torch warns (UserWarning) that dropout acts between stacked layers only: minirnn warns the same words, at the
+    caller's line, and stays silent where torch is."""
+    ours_cls = {"rnn": mr.RNN, "lstm": mr.LSTM, "gru": mr.GRU}[kind]
+    theirs_cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        theirs_cls(3, 4, num_layers=num_layers, dropout=dropout)
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        ours_cls(3, 4, num_layers=num_layers, dropout=dropout)
+    assert [(w.category, str(w.message)) for w in ours] == [(w.category, str(w.message)) for w in theirs]
+    assert len(ours) == (1 if dropout > 0 and num_layers == 1 else 0)
+    assert all(w.filename == __file__ for w in ours)
