@@ -17,7 +17,7 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 
 Memory and speed (all float32 when the weights are): everything is preallocated before the loops and the loops
 only write into it (``out=``). The tape is three arrays filled in place: A (T, B, GH) the activated gates, the
-states Hs (T+1, B, P) (and Cs), and for the GRU the recurrent products GH (T, B, GH); with lengths, A and GH (and
+states Hs (T+1, B, P) (and Cs with tanh(c) as TC), and for the GRU the recurrent products GH (T, B, GH); with lengths, A and GH (and
 the tape's X) are packed, (N, ...) with only the active rows (see ``Tape``). Backward turns A into
 dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the gradient-independent
 Jacobian factors for a cache-sized chunk of steps at a time.
@@ -69,6 +69,7 @@ class Tape:
     GH: np.ndarray | None           # (T, B, GH) or (N, GH): recurrent products, only for kernels with separate_gh
     Hs: np.ndarray                  # (T+1, B, P)  states h_0 .. h_T as seen by the next step (always padded)
     Cs: np.ndarray | None           # (T+1, B, H)
+    TC: np.ndarray | None           # (T, B, H)    tanh(c_t), kept by forward rather than recomputed in backward
     Hraw: np.ndarray | None         # (T, B, H)    un-projected o * tanh(c), only with W_hr
     batch_sizes: np.ndarray | None  # (T,)
 
@@ -177,11 +178,12 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
     Hs = new((T + 1, B, P), dtype=dt)
     Hs[0] = h0
-    Cs = None
+    Cs = TC = None
+    ws = kernel.workspace(B, H, dt)
     if kernel.has_cell:
         Cs = new((T + 1, B, H), dtype=dt)
         Cs[0] = c0
-    ws = kernel.workspace(B, H, dt)
+        TC = np.empty((T, B, H), dtype=dt) if keep_tape else None
     GHt = np.empty(A.shape, dtype=dt) if kernel.separate_gh and keep_tape else None
     gh_step = ws.get("gh") if ws.get("gh") is not None else np.empty((B, GH), dtype=dt)
     Hraw = None
@@ -196,6 +198,10 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     else:                                                        # one scratch row block, reused every step
         gh_t = [gh_step] * T if active[-1] == B else [gh_step[:b] for b in active]
     cp_t, cn_t = (_steps(Cs[:-1], active), _steps(Cs[1:], active)) if Cs is not None else ([None] * T,) * 2
+    if TC is not None:
+        tc_t = _steps(TC, active)
+    else:                                                        # inference: one scratch block (or no cell)
+        tc_t = [ws["tc"][:b] for b in active] if Cs is not None else [None] * T
     hk_t = hn_t                                                  # where the kernel writes h (or h_raw)
     if Hraw is not None:
         hk_t = _steps(Hraw, active) if keep_tape else [Hraw[0, :b] for b in active]
@@ -206,7 +212,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
             np.matmul(hp_t[t], W_hhT, out=gh)                    # the only sequential product
             if b_step is not None:
                 np.add(gh, b_step, out=gh)
-            kernel.forward(a_t[t], gh, hp_t[t], cp_t[t], hk_t[t], cn_t[t], ws)
+            kernel.forward(a_t[t], gh, hp_t[t], cp_t[t], hk_t[t], cn_t[t], tc_t[t], ws)
             if W_hrT is not None:
                 np.matmul(hk_t[t], W_hrT, out=hn_t[t])           # LSTM projection: h = W_hr (o * tanh(c))
     if batch_sizes is None:
@@ -216,7 +222,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         lengths = (np.asarray(batch_sizes)[:, None] > np.arange(B)).sum(axis=0)
         h_n = Hs[lengths, np.arange(B)]
         c_n = Cs[lengths, np.arange(B)] if Cs is not None else None
-    tape = Tape(X, A, GHt, Hs, Cs, Hraw, batch_sizes) if keep_tape else None
+    tape = Tape(X, A, GHt, Hs, Cs, TC, Hraw, batch_sizes) if keep_tape else None
     return Hs[1:], h_n, c_n, tape
 
 
@@ -265,7 +271,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
         chunk = SimpleNamespace(Hprev=Hs[t0:t1, :b0], Hnext=Hs[t0 + 1:t1 + 1, :b0],
                                 GH=None if tape.GH is None else block(tape.GH, t0, t1, b0),
                                 Cprev=None if Cs is None else Cs[t0:t1, :b0],
-                                Cnext=None if Cs is None else Cs[t0 + 1:t1 + 1, :b0])
+                                TC=None if tape.TC is None else tape.TC[t0:t1, :b0])
         kernel.coefficients(block(A, t0, t1, b0), K[:m, :b0], S[:m, :b0], chunk)   # gradient-independent, m steps
         k_t = _steps(K[:m], active[t0:t1])
         for t in range(t1 - 1, t0 - 1, -1):

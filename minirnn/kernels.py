@@ -3,19 +3,20 @@
 The costly matrix products live in ``engine.py``; a kernel sees one time step of b active sequences
 (H hidden units, G gates, GH = G*H) and writes every result into arrays the engine preallocated:
 
-    forward(a, gh, h_prev, c_prev, h, c, ws)           one step forward, in place
+    forward(a, gh, h_prev, c_prev, h, c, tc, ws)       one step forward, in place
         a       (b, GH)   on entry  gx = W_ih x_t + b_ih (+ b_hh when folded, see ``separate_gh``)
                           on exit   the activated gates, kept on the tape for backward
         gh      (b, GH)   W_hh h_{t-1} (+ b_hh when not folded)
         h_prev  (b, H)    c_prev (b, H) or None
         h, c    (b, H)    outputs: the new state (c only for kinds with a cell state)
+        tc      (b, H)    output: tanh(c), kept on the tape for backward (kinds with a cell state; else None)
         ws      dict      scratch arrays of ``workspace(B, H, dtype)``, B >= b rows
 
     coefficients(A, K, S, tape)                         backward, vectorized over a chunk of n time steps
         Every factor of the step's Jacobian that does not depend on the incoming gradient, computed for
         n steps at once (few large NumPy calls instead of many small ones) and written in place of the
         activations in A (n, B, GH) and into K (n, B, coef_width * H); S (n, B, H) is scratch.
-        ``tape`` holds the chunk's views: Hprev, Hnext (n, B, H), Cprev, Cnext (n, B, H), GH (n, B, GH).
+        ``tape`` holds the chunk's views: Hprev, Hnext (n, B, H), Cprev, TC (n, B, H), GH (n, B, GH).
 
     backward(dh, dc, a, k, dgh, ws)                     one step backward, in place
         dh      (b, H)    in: dL/dh_t (everything that reaches h_t)
@@ -68,7 +69,7 @@ class Kernel:
         """After the time loop: complete dGX (N, GH) (A's rows, all or the active ones) as dL/d(gx) where
         ``backward`` left parts in the matching rows of dGH only."""
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, ws):  # pragma: no cover - interface
+    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):  # pragma: no cover - interface
         raise NotImplementedError
 
     def coefficients(self, A, K, S, tape):  # pragma: no cover - interface
@@ -83,7 +84,7 @@ class _Elman(Kernel):
 
     gates = 1
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, ws):
+    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):
         np.add(a, gh, out=a)                          # a = gx + gh
         self.f(a, out=h)                              # h = f(a)
 
@@ -145,12 +146,12 @@ class LSTMKernel(Kernel):
     def input_scale(self, H, dtype):
         return gate_activation("ssTs", H, np.dtype(dtype)).input_scale
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, ws):
+    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):
         H = c.shape[-1]
         np.add(a, gh, out=a)                          # a = gx + gh (times input_scale)
         ws["gates"](a)                                # i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g): one block
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        ig, tc = ws["ig"][:len(a)], ws["tc"][:len(a)]
+        ig = ws["ig"][:len(a)]
         np.multiply(f, c_prev, out=c)                 # c = f * c_prev + i * g
         np.multiply(i, g, out=ig)
         np.add(c, ig, out=c)
@@ -162,11 +163,10 @@ class LSTMKernel(Kernel):
         i, f, g, o = A[..., :H], A[..., H:2 * H], A[..., 2 * H:3 * H], A[..., 3 * H:]
         Kc, Kf_keep = K[..., :H], K[..., H:]
         np.copyto(Kf_keep, f)                         # f, for dc_prev = dc_t * f
-        np.tanh(tape.Cnext, out=Kc)                   # tanh(c), recomputed rather than stored
         np.subtract(1.0, o, out=S)                    # K_o = tanh(c) * o (1 - o)
         np.multiply(S, o, out=S)
-        np.multiply(S, Kc, out=S)
-        np.multiply(Kc, Kc, out=Kc)                   # K_c = o (1 - tanh(c)^2)
+        np.multiply(S, tape.TC, out=S)
+        np.multiply(tape.TC, tape.TC, out=Kc)         # K_c = o (1 - tanh(c)^2)
         np.subtract(1.0, Kc, out=Kc)
         np.multiply(Kc, o, out=Kc)
         np.copyto(o, S)
@@ -218,7 +218,7 @@ class GRUKernel(Kernel):
     def input_scale(self, H, dtype):
         return _gru_scale(H, np.dtype(dtype))
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, ws):
+    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):
         H = h.shape[-1]
         rz, n = a[:, :2 * H], a[:, 2 * H:]
         np.add(rz, gh[:, :2 * H], out=rz)             # r, z = sigmoid(gx_rz + gh_rz): one block (args scaled)
