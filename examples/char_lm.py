@@ -23,12 +23,12 @@ a training step or an evaluation. The overflow check matters: the LSTM's gates s
 Checkpoints (``--save``) hold the model, the optimizer state, the vocabulary, the step and the model sizes;
 ``--resume`` restores all of them and continues (or, with ``--minutes 0``, only evaluates and samples).
 
-Measured (2026-11-23 18:14 UTC, tiny Shakespeare, defaults, 5 minutes, 2 threads, shared 2-core machine): this
-example reached a held-out 1.5478 nats = 2.2330 bpc (1,622 steps, ~34,600 chars/s); its PyTorch twin
-``benchmarks/char_lm_torch.py`` (same data, initial weights, offsets, hyperparameters and evaluation) 1.5490 nats =
-2.2348 bpc (1,869 steps, ~39,900 chars/s). The two start from the same weights and see the same batches, so their
-losses track each other by step (held-out 1.5571 at step 1,291 and 1.5478 at step 1,622 here, 1.5525 at step 1,489
-there); the gap is the number of steps.
+Measured (2026-11-23 22:08 UTC, tiny Shakespeare, defaults, 5 minutes, 2 threads, shared 2-core machine): this
+example reached a held-out 1.5448 nats = 2.2287 bpc (1,513 steps, ~32,300 chars/s); its PyTorch twin
+``benchmarks/char_lm_torch.py`` (same data, initial weights, offsets, hyperparameters and evaluation), run right
+after, 1.5568 nats = 2.2459 bpc (2,385 steps, ~50,900 chars/s). The two start from the same weights and see the
+same batches, so their losses track each other by step (held-out 1.5842 at step 921 here, 1.5838 at step 930
+there); the gap is the number of steps: torch's oneDNN LSTM step is about 1.5x faster.
 """
 from __future__ import annotations
 
