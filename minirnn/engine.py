@@ -16,11 +16,11 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
     out     (T, B, P)     h_t of every step
 
 Memory and speed (all float32 when the weights are): everything is preallocated before the loops and the loops
-only write into it (``out=``). The tape is three arrays filled in place: A (T, B, GH) the activated gates, the
-states Hs (T+1, B, P) (and Cs with tanh(c) as TC), and for the GRU the recurrent products GH (T, B, GH); with lengths, A and GH (and
-the tape's X) are packed, (N, ...) with only the active rows (see ``Tape``). Backward turns A into
-dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the gradient-independent
-Jacobian factors for a cache-sized chunk of steps at a time.
+only write into it (``out=``). The tape's arrays are filled in place: A (T, B, GH) the activated gates, the
+states Hs (T+1, B, P) (and the LSTM's Cs and tanh(c), TC), and for the GRU the recurrent products GH (T, B, GH);
+with lengths, A and GH (and the tape's X) are packed, (N, ...) with only the active rows (see ``Tape``). Backward
+turns A into dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the
+gradient-independent Jacobian factors for a cache-sized chunk of steps at a time.
 """
 from __future__ import annotations
 
