@@ -5,6 +5,7 @@ reason when they are absent; the char LM and the seq2seq run on text written her
 """
 import csv
 import gzip
+import json
 import os
 import re
 import subprocess
@@ -84,6 +85,51 @@ def test_name_classifier_plot_is_optional(tmp_path):
         assert code == 2 and "--plot needs matplotlib" in err and not png.exists()
     else:
         assert code == 0 and png.exists(), err
+
+
+_STUB_PYPLOT = """
+import json
+class _Axes:
+    def __init__(self, fig): self.fig = fig
+    def plot(self, x, y, **kw): self.fig.lines.append([list(map(float, x)), list(map(float, y))])
+    def set(self, **kw): self.fig.labels.append(kw)
+class _Figure:
+    def __init__(self): self.lines, self.labels = [], []
+    def tight_layout(self): pass
+    def savefig(self, path):
+        with open(path, "w") as f:
+            json.dump({"lines": self.lines, "labels": self.labels}, f)
+def subplots(rows, cols, figsize=None):
+    fig = _Figure()
+    return fig, tuple(_Axes(fig) for _ in range(rows * cols))
+def close(fig): pass
+"""
+
+
+def test_name_classifier_plot_draws_the_printed_curves(tmp_path):
+    """--plot's drawing, through a stand-in matplotlib that records the calls (matplotlib is not a dependency, so
+    the real one may be absent): one curve of the per-epoch losses and one of the test accuracies, as printed."""
+    stub = tmp_path / "stub"
+    (stub / "matplotlib").mkdir(parents=True)
+    (stub / "matplotlib" / "__init__.py").write_text("def use(backend):\n    pass\n")
+    (stub / "matplotlib" / "pyplot.py").write_text(_STUB_PYPLOT)
+    train, out_path = tmp_path / "train.csv.gz", tmp_path / "curves.json"
+    _tiny_names_csv(train, 3)
+    env = subprocess_env(OPENBLAS_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(stub) + os.pathsep + env["PYTHONPATH"]
+    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, "name_classifier.py"), "--train", str(train), "--test",
+                        str(train), "--epochs", "3", "--hidden", "8", "--goal", "0", "--plot", str(out_path)],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert p.returncode == 0, p.stderr
+    assert f"saved curves to {out_path}" in p.stdout
+    printed = re.findall(r"^epoch +(\d+)  loss (\d+\.\d+)  test acc (\d\.\d+)", p.stdout, re.M)
+    assert len(printed) == 3
+    drawn = json.loads(out_path.read_text())
+    (ex, losses), (ea, accs) = drawn["lines"]
+    assert ex == ea == [1.0, 2.0, 3.0]
+    assert [f"{v:.4f}" for v in losses] == [loss for _, loss, _ in printed]
+    assert [f"{v:.4f}" for v in accs] == [acc for _, _, acc in printed]
+    assert [d["title"] for d in drawn["labels"]] == ["loss", "accuracy"]
 
 
 def test_name_classifier_cosine_schedule_is_torchs():
