@@ -203,6 +203,17 @@ class _TimeMap:
     def reverse(self, a: np.ndarray) -> np.ndarray:
         return a[::-1] if self.rev is None else a[self.rev, self.cols]
 
+    def add_reversed(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """dst += reverse(src) for (T, B, ...) arrays, a few steps at a time: no (T, B, ...) temporary (with
+        lengths, reverse() is a gather; a whole one was 4 MB of the name classifier's peak). Exact: each (step,
+        sequence) pair of src lands on one of dst, so a chunk never repeats a target."""
+        if self.rev is None:
+            np.add(dst, src[::-1], out=dst)
+            return
+        k = max(1, (1 << 20) // max(1, src[0].nbytes))
+        for t0 in range(0, len(src), k):
+            dst[self.rev[t0:t0 + k], self.cols] += src[t0:t0 + k]
+
 
 class _RNNBase(Module):
     mode = "RNN"
@@ -391,14 +402,15 @@ class _RNNBase(Module):
                 dout_d = tm.reverse(dout_d)
             dX, dh, dc, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[layer * D + d],
                                                 dout_d, dh, dc)
+            tapes[layer * D + d] = None                  # back-propagated: its memory goes before the next one's
             keep(d, dh, dc, grads)
-            return dX if d == 0 else tm.reverse(dX)
+            return dX                                    # in the direction's own time order
 
         remote = tapes[layer * D + D - 1]
         if not isinstance(remote, direction_process.RemoteTape):
             dX = here(0)
             if D == 2:
-                np.add(dX, here(1), out=dX)
+                tm.add_reversed(dX, here(1))
             return dX
         dout_d, dh, dc = args(1)
         remote.worker.submit("backward", remote.handle, self.kernel, self._weights(layer, 1),
@@ -408,7 +420,7 @@ class _RNNBase(Module):
         finally:
             dX1, dh, dc, grads = remote.worker.result()   # views of the second process's arena: used right away
         keep(1, dh, dc, grads)
-        np.add(dX, tm.reverse(dX1), out=dX)
+        tm.add_reversed(dX, dX1)
         return dX
 
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
