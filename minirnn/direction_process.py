@@ -119,12 +119,13 @@ class _Link:
 # ----------------------------------------------------------------------------------------------------------------
 def _forward(tapes: dict, handle: int, kernel, w: engine.Weights, X: np.ndarray, batch_sizes, h0, c0,
              keep_tape: bool):
-    """``engine.forward`` of the reverse direction, keeping its tape as forward call ``handle``. X (T, B, I) and the
-    returned out (T, B, P) are in the order the reverse run visits time (the first process reverses them)."""
+    """``engine.forward`` of the reverse direction, keeping its tape as forward call ``handle``. X (T, B, I), or
+    packed (N, I) with lengths, and the returned out (T, B, P) are in the order the reverse run visits time (the
+    first process reverses them)."""
     if batch_sizes is not None:
         batch_sizes = batch_sizes.copy()                 # the tape keeps it, and the arena is overwritten
-    elif keep_tape:
-        X = X.copy()                                     # likewise (with lengths the engine packs X into a copy)
+    if keep_tape:
+        X = X.copy()                                     # likewise
     out, h, c, tape = engine.forward(kernel, w, X, h0, c0, batch_sizes, keep_tape)
     if keep_tape:
         tapes[handle] = tape

@@ -147,10 +147,15 @@ def _chunks(active: list[int], n: int, equal_widths: bool) -> list[tuple[int, in
 def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
             batch_sizes: np.ndarray | None = None, keep_tape: bool = True
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Tape | None]:
-    """Run the recurrence over X. Returns out (T, B, P), h_n (B, P), c_n (B, H) or None, and the tape
-    (None when ``keep_tape`` is false: inference keeps no per-step buffers it does not need)."""
+    """Run the recurrence over X (T, B, I), or with ``batch_sizes`` over X already packed (N, I), as ``_pack``
+    makes it (the reverse direction's input is gathered that way, with no padded copy). Returns out (T, B, P),
+    h_n (B, P), c_n (B, H) or None, and the tape (None when ``keep_tape`` is false: inference keeps no per-step
+    buffers it does not need). A packed X is kept on the tape as it is: the caller must not change it."""
     X = np.ascontiguousarray(X)
-    T, B, I = X.shape
+    if X.ndim == 2:
+        T, B, I = len(batch_sizes), h0.shape[0], X.shape[1]
+    else:
+        T, B, I = X.shape
     GH, P = w.W_hh.shape
     H = GH // kernel.gates
     dt = X.dtype
@@ -169,7 +174,8 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     bias = b_ih if kernel.separate_gh or b_ih is None else b_ih + b_hh
     packed = batch_sizes is not None
     if packed:
-        X = _pack(X, active)
+        if X.ndim == 3:
+            X = _pack(X, active)
         A = X @ W_ih.T
     else:
         A = np.matmul(X.reshape(T * B, I), W_ih.T).reshape(T, B, GH)

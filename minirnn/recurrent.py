@@ -193,6 +193,8 @@ class _TimeMap:
         self.batch_sizes = (t < ls[None, :]).sum(axis=1)
         self.rev = np.where(t < ls[None, :], ls[None, :] - 1 - t, t)
         self.cols = np.arange(B)
+        steps, seqs = np.nonzero(t < ls[None, :])          # the active (step, sequence) pairs, step after step
+        self.rev_rows = (self.rev[steps, seqs], seqs)
 
     def sort(self, a: np.ndarray | None) -> np.ndarray | None:
         return a if a is None or self.order is None else a[:, self.order]
@@ -202,6 +204,18 @@ class _TimeMap:
 
     def reverse(self, a: np.ndarray) -> np.ndarray:
         return a[::-1] if self.rev is None else a[self.rev, self.cols]
+
+    def reversed_input(self, a: np.ndarray) -> np.ndarray:
+        """The reverse run's input: reverse(a) (T, B, ...), or with lengths its packed rows (N, ...) as the engine
+        takes them, gathered straight from a: no padded reversed copy (4 MB of the name classifier's peak)."""
+        return a[::-1] if self.rev is None else a[self.rev_rows]
+
+    def put_reversed(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """dst[...] = reverse(src), written in place (a scatter with lengths): no reversed temporary."""
+        if self.rev is None:
+            np.copyto(dst, src[::-1])
+        else:
+            dst[self.rev, self.cols] = src
 
     def add_reversed(self, dst: np.ndarray, src: np.ndarray) -> None:
         """dst += reverse(src) for (T, B, ...) arrays, a few steps at a time: no (T, B, ...) temporary (with
@@ -325,9 +339,8 @@ class _RNNBase(Module):
         layer_in, tapes, drops, h_n = X, [], [], []
         c_n = [] if c0 is not None else None
         for layer in range(self.num_layers):
-            outs = []
-            for out, h, c, tape in self._layer_forward(layer, layer_in, tm, h0, c0, keep_tape):
-                outs.append(out)
+            layer_out, states = self._layer_forward(layer, layer_in, tm, h0, c0, keep_tape)
+            for h, c, tape in states:
                 tapes.append(tape)
                 h_n.append(h)
                 if c_n is not None:
@@ -335,7 +348,7 @@ class _RNNBase(Module):
             # the tapes hold what backward needs: let this layer's input go before the next one is built
             # (the peak memory of a training step is reached here)
             X = layer_in = None
-            layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+            layer_in, layer_out = layer_out, None
             drop = None
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 drop = dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype)   # i.i.d.: no unsort
@@ -351,31 +364,45 @@ class _RNNBase(Module):
         return out, hn, cn
 
     def _layer_forward(self, layer: int, layer_in: np.ndarray, tm: _TimeMap, h0: np.ndarray, c0: np.ndarray | None,
-                       keep_tape: bool) -> list[tuple]:
-        """Every direction of one layer: [(out (T, B, P) in forward time order, h_n, c_n, tape)], direction order.
-        The reverse direction runs in the second process when there is one (see ``direction_process``)."""
-        D = self.num_directions
+                       keep_tape: bool) -> tuple[np.ndarray, list[tuple]]:
+        """Every direction of one layer: its output (T, B, D * P) in forward time order, and [(h_n, c_n, tape)] in
+        direction order. The reverse direction runs in the second process when there is one (``direction_process``);
+        its output is written reversed straight into its half of the layer's output (no reversed copy)."""
+        D, P = self.num_directions, self._out_size
         T, B, _ = layer_in.shape
 
         def here(d: int) -> tuple:
             k = layer * D + d
-            out, h, c, tape = engine.forward(self.kernel, self._weights(layer, d),
-                                             layer_in if d == 0 else tm.reverse(layer_in), h0[k],
-                                             None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
-            return (out if d == 0 else tm.reverse(out)), h, c, tape
+            return engine.forward(self.kernel, self._weights(layer, d),
+                                  layer_in if d == 0 else tm.reversed_input(layer_in), h0[k],
+                                  None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
 
-        worker = direction_process.second_process(T, B, self.kernel.gates, self.hidden_size) if D == 2 else None
+        if D == 1:
+            out, h, c, tape = here(0)
+            return out, [(h, c, tape)]
+        layer_out = np.empty((T, B, D * P), dtype=self.dtype)
+        worker = direction_process.second_process(T, B, self.kernel.gates, self.hidden_size)
         if worker is None:
-            return [here(d) for d in range(D)]
+            states = []
+            for d in range(D):
+                out, h, c, tape = here(d)
+                if d == 0:
+                    np.copyto(layer_out[:, :, :P], out)
+                else:
+                    tm.put_reversed(layer_out[:, :, P:], out)
+                states.append((h, c, tape))
+            return layer_out, states
         k = layer * D + 1
         # this process reverses time, both ways: the second one runs only the engine (it finished last otherwise)
-        tape = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reverse(layer_in)),
+        tape = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reversed_input(layer_in)),
                               tm.batch_sizes, h0[k], None if c0 is None else c0[k], keep_tape)
         try:
-            first = here(0)
+            out, h_f, c_f, tape_f = here(0)
+            np.copyto(layer_out[:, :, :P], out)
         finally:
             out, h, c = worker.result()          # collected even when this side failed: the link stays in step
-        return [first, (tm.reverse(out), h.copy(), None if c is None else c.copy(), tape)]
+        tm.put_reversed(layer_out[:, :, P:], out)   # out, h and c are views of the arena: copied now
+        return layer_out, [(h_f, c_f, tape_f), (h.copy(), None if c is None else c.copy(), tape)]
 
     def _layer_backward(self, layer: int, d_layer_out: np.ndarray | None, tm: _TimeMap, tapes: list,
                         dh_n: np.ndarray | None, dc_n: np.ndarray | None, dh0: np.ndarray, dc0: np.ndarray | None
