@@ -190,10 +190,11 @@ class _TimeMap:
             self.order, self.inverse = order, np.argsort(order)
         ls = lengths[order]
         t = np.arange(T)[:, None]
-        self.batch_sizes = (t < ls[None, :]).sum(axis=1)
-        self.rev = np.where(t < ls[None, :], ls[None, :] - 1 - t, t)
+        active = t < ls[None, :]                            # (T, B): step t of sequence b is within its length
+        self.batch_sizes = active.sum(axis=1)
+        self.rev = np.where(active, ls[None, :] - 1 - t, t)
         self.cols = np.arange(B)
-        steps, seqs = np.nonzero(t < ls[None, :])          # the active (step, sequence) pairs, step after step
+        steps, seqs = np.nonzero(active)                    # the active (step, sequence) pairs, step after step
         self.rev_rows = (self.rev[steps, seqs], seqs)
 
     def sort(self, a: np.ndarray | None) -> np.ndarray | None:
