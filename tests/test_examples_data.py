@@ -23,8 +23,10 @@ needs_names = pytest.mark.skipif(not (os.path.exists(NAMES_TRAIN) and os.path.ex
                                  reason=f"the course's name files are not at {DATA} (the repository never ships them)")
 
 
-def run(script, *args, timeout=120):
+def run(script, *args, timeout=120, path_first=None):
     env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
+    if path_first:                                  # a folder searched before everything else (stand-in modules)
+        env["PYTHONPATH"] = str(path_first) + os.pathsep + env["PYTHONPATH"]
     p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
                        text=True, timeout=timeout, cwd=ROOT, env=env)
     return p.returncode, p.stdout, p.stderr
@@ -115,14 +117,11 @@ def test_name_classifier_plot_draws_the_printed_curves(tmp_path):
     (stub / "matplotlib" / "pyplot.py").write_text(_STUB_PYPLOT)
     train, out_path = tmp_path / "train.csv.gz", tmp_path / "curves.json"
     _tiny_names_csv(train, 3)
-    env = subprocess_env(OPENBLAS_NUM_THREADS="1")
-    env["PYTHONPATH"] = str(stub) + os.pathsep + env["PYTHONPATH"]
-    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, "name_classifier.py"), "--train", str(train), "--test",
-                        str(train), "--epochs", "3", "--hidden", "8", "--goal", "0", "--plot", str(out_path)],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
-    assert p.returncode == 0, p.stderr
-    assert f"saved curves to {out_path}" in p.stdout
-    printed = re.findall(r"^epoch +(\d+)  loss (\d+\.\d+)  test acc (\d\.\d+)", p.stdout, re.M)
+    code, out, err = run("name_classifier.py", "--train", train, "--test", train, "--epochs", 3, "--hidden", 8,
+                         "--goal", 0, "--plot", out_path, path_first=stub)
+    assert code == 0, err
+    assert f"saved curves to {out_path}" in out
+    printed = re.findall(r"^epoch +(\d+)  loss (\d+\.\d+)  test acc (\d\.\d+)", out, re.M)
     assert len(printed) == 3
     drawn = json.loads(out_path.read_text())
     (ex, losses), (ea, accs) = drawn["lines"]
