@@ -9,6 +9,7 @@ from .memory import KEEPS_FREED_MEMORY
 from .module import IncompatibleKeys, Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
 from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, clip_grad_norm_, clip_grad_value,
                     clip_grad_value_)
+from . import reference
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .serialization import Checkpoint, from_torch_state_dict, load, load_module, module_config, module_from_config, save
 
