@@ -1,16 +1,16 @@
-"""Shared test helpers: building layers of every kind, random states, error measures and a plain-Python
-reference loop (written from torch.nn's docstring equations, one sequence and one time step at a time)
-that runs on NumPy arrays or on torch tensors (then torch's autograd differentiates it).
+"""Shared test helpers: building layers of every kind, random states, error measures, and whole layers
+(stacked, bidirectional, batch_first, unbatched, lengths) composed from minirnn.reference's one-layer,
+one-direction loop: the plain oracle the engine is tested against, forward and backward.
 
 Nothing here imports torch at module level: the finite-difference tests must run without it.
 """
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 import minirnn as mr
 
@@ -138,165 +138,141 @@ def length_mask(lengths: Any, T: int, B: int, batch_first: bool) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The plain-Python reference loop (torch.nn's docstring equations), over NumPy or torch arrays
+# minirnn.reference (one layer, one direction) composed into whole layers: the oracle for the engine
 # ------------------------------------------------------------------------------------------------------------
-class NumpyOps:
-    """Array ops for the reference loop; also records how close any ReLU argument came to its kink at 0."""
-
-    def __init__(self) -> None:
-        self.relu_margin = np.inf
-
-    sigmoid = staticmethod(special.expit)
-    tanh = staticmethod(np.tanh)
-
-    def relu(self, a):
-        self.relu_margin = min(self.relu_margin, float(np.min(np.abs(a))))
-        return np.maximum(a, 0.0)
-
-    @staticmethod
-    def zeros(n, like):
-        return np.zeros(n, dtype=like.dtype)
-
-    @staticmethod
-    def stack(xs, axis=0):
-        return np.stack(xs, axis=axis)
-
-    @staticmethod
-    def cat(xs):
-        return np.concatenate(xs)
-
-    @staticmethod
-    def swap01(a):
-        return np.swapaxes(a, 0, 1)
+def ref_params(params: dict, suffix: str = "") -> dict:
+    """minirnn.reference's weight dict (weight_ih, ..., no layer suffix) from a state_dict's ``*{suffix}`` entries."""
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+    return {n: np.asarray(params[n + suffix], dtype=np.float64) for n in names if n + suffix in params}
 
 
-class TorchOps:
-    def __init__(self) -> None:
-        import torch
-
-        self.t = torch
-
-    def sigmoid(self, a):
-        return self.t.sigmoid(a)
-
-    def tanh(self, a):
-        return self.t.tanh(a)
-
-    def relu(self, a):
-        return self.t.relu(a)
-
-    def zeros(self, n, like):
-        return self.t.zeros(n, dtype=like.dtype)
-
-    def stack(self, xs, axis=0):
-        return self.t.stack(xs, dim=axis)
-
-    def cat(self, xs):
-        return self.t.cat(xs)
-
-    def swap01(self, a):
-        return a.transpose(0, 1)
+def reverse_within(a: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """(T, B, ...) with each sequence b's first lens[b] steps in reverse order, zeros past its length."""
+    out = np.zeros_like(a)
+    for b, n in enumerate(lens):
+        out[:n, b] = a[n - 1::-1, b]
+    return out
 
 
-def ref_step(ops, mode: str, nonlinearity: str, x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr):
-    """One time step of one sequence (vectors). Returns (h, c)."""
-    gx = W_ih @ x + (b_ih if b_ih is not None else 0.0)
-    gh = W_hh @ h + (b_hh if b_hh is not None else 0.0)
-    if mode == "RNN":
-        f = {"tanh": ops.tanh, "relu": ops.relu, "sigmoid": ops.sigmoid}[nonlinearity]
-        return f(gx + gh), None
-    if mode == "LSTM":
-        H = W_hh.shape[0] // 4
-        a = gx + gh
-        i, f, g, o = ops.sigmoid(a[:H]), ops.sigmoid(a[H:2 * H]), ops.tanh(a[2 * H:3 * H]), ops.sigmoid(a[3 * H:])
-        c = f * c + i * g
-        h = o * ops.tanh(c)
-        if W_hr is not None:
-            h = W_hr @ h
-        return h, c
-    H = W_hh.shape[0] // 3
-    r = ops.sigmoid(gx[:H] + gh[:H])
-    z = ops.sigmoid(gx[H:2 * H] + gh[H:2 * H])
-    n = ops.tanh(gx[2 * H:] + r * gh[2 * H:])
-    return (1 - z) * n + z * h, None
+def relu_margin(p: dict, x: np.ndarray, h0: np.ndarray, out: np.ndarray, mask: np.ndarray) -> float:
+    """min |pre-activation| over the real steps of one ReLU RNN direction (out: its states, in its time order)."""
+    h_prev = np.concatenate([h0[None], out[:-1]])
+    a = x @ p["weight_ih"].T + h_prev @ p["weight_hh"].T + p.get("bias_ih", 0.0) + p.get("bias_hh", 0.0)
+    return float(np.min(np.abs(a[np.broadcast_to(mask, a.shape)]), initial=np.inf))
 
 
-def reference_seq(m: mr.Module, params: dict, x, hx, lengths, ops):
-    """Forward of sequence layer ``m``'s configuration with ``params`` (name -> array), one sequence at a time.
+def reference_seq(m: mr.Module, x: np.ndarray, hx: Any = None, lengths: Any = None, dout: Any = None,
+                  dstate: Any = None, params: dict | None = None) -> SimpleNamespace:
+    """Sequence layer ``m``'s configuration (``params`` or m's state_dict) computed by minirnn.reference.
 
-    Handles num_layers, bidirectional (the reverse direction starts at each sequence's own last step),
-    batch_first, unbatched input, proj_size and lengths (outputs past a length are zero, h_n is the state at
-    the sequence's own last step). No dropout. Returns (out, h_n) or (out, (h_n, c_n)).
+    Handles num_layers, bidirectional (the reverse direction runs on each sequence reversed within its length),
+    batch_first, unbatched input, proj_size, h0 None (zeros) and lengths. No dropout. Returns a namespace with
+    out and state (h_n or (h_n, c_n)) as the layer returns them, relu_margin (min |pre-activation| of a ReLU RNN,
+    else inf) and, when ``dout`` is given (``dstate`` may be None: zeros), dx, dh0 (or (dh0, dc0)) and grads
+    (state_dict name -> gradient).
     """
-    mode, L, D, H = m.mode, m.num_layers, m.num_directions, m.hidden_size
-    P = (m.proj_size or H) if mode == "LSTM" else H
+    params = m.state_dict() if params is None else params
+    lstm, L, D, H = m.mode == "LSTM", m.num_layers, m.num_directions, m.hidden_size
+    P = m.proj_size or H
     batched = x.ndim == 3
-    if not batched:
-        x = x[:, None]
-    elif m.batch_first:
-        x = ops.swap01(x)
-    T, B = x.shape[0], x.shape[1]
-    lens = [T] * B if lengths is None else [int(n) for n in lengths]
-    h0, c0 = (hx if mode == "LSTM" else (hx, None)) if hx is not None else (None, None)
-    if h0 is not None and not batched:
-        h0 = h0[:, None]
-        c0 = c0[:, None] if c0 is not None else None
-    hn = [[None] * B for _ in range(L * D)]
-    cn = [[None] * B for _ in range(L * D)]
-    outs = []
-    for b in range(B):
-        n = lens[b]
-        seq = [x[t, b] for t in range(n)]
-        for layer in range(L):
-            dir_outs = []
-            for d in range(D):
-                k = layer * D + d
-                sfx = f"_l{layer}" + ("_reverse" if d else "")
-                W = [params.get(name + sfx) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")]
-                h = h0[k, b] if h0 is not None else ops.zeros(P, like=seq[0])
-                c = None
-                if mode == "LSTM":
-                    c = c0[k, b] if c0 is not None else ops.zeros(H, like=seq[0])
-                res = [None] * n
-                for t in (range(n) if d == 0 else range(n - 1, -1, -1)):
-                    h, c = ref_step(ops, mode, m.nonlinearity, seq[t], h, c, *W)
-                    res[t] = h
-                hn[k][b], cn[k][b] = h, c
-                dir_outs.append(res)
-            seq = [ops.cat([dir_outs[d][t] for d in range(D)]) if D > 1 else dir_outs[0][t] for t in range(n)]
-        seq = seq + [ops.zeros(D * P, like=seq[0]) for _ in range(n, T)]
-        outs.append(ops.stack(seq))
-    out = ops.stack(outs, axis=1)                              # (T, B, D*P)
-    h_n = ops.stack([ops.stack(hn[k]) for k in range(L * D)])  # (L*D, B, P)
-    c_n = ops.stack([ops.stack(cn[k]) for k in range(L * D)]) if mode == "LSTM" else None
-    if not batched:
-        out, h_n = out[:, 0], h_n[:, 0]
-        c_n = c_n[:, 0] if c_n is not None else None
-    elif m.batch_first:
-        out = ops.swap01(out)
-    return (out, (h_n, c_n)) if mode == "LSTM" else (out, h_n)
+
+    def seq_first(a, batch_axis=1):      # the user's layout -> (T, B, ...) (states: (L*D, B, ...))
+        a = np.asarray(a, dtype=np.float64)
+        if not batched:
+            return a[:, None]
+        return np.swapaxes(a, 0, 1) if (m.batch_first and batch_axis == 1) else a
+
+    def user_layout(a, batch_axis=1):
+        if not batched:
+            return a[:, 0]
+        return np.swapaxes(a, 0, 1) if (m.batch_first and batch_axis == 1) else a
+
+    xs = seq_first(x)
+    T, B = xs.shape[:2]
+    lens = np.full(B, T) if lengths is None else np.asarray(lengths, dtype=np.int64)
+    mask = (np.arange(T)[:, None] < lens[None, :])[..., None]
+    h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
+    h0 = np.zeros((L * D, B, P)) if h0 is None else seq_first(h0, 0)
+    c0 = (np.zeros((L * D, B, H)) if c0 is None else seq_first(c0, 0)) if lstm else None
+    mode, nl = m.mode, m.nonlinearity
+    caches, h_n, c_n, margin, inp = {}, [None] * (L * D), [None] * (L * D), np.inf, xs
+    for layer in range(L):
+        outs = []
+        for d in range(D):
+            k, sfx = layer * D + d, f"_l{layer}" + ("_reverse" if d else "")
+            p = ref_params(params, sfx)
+            xin = inp if d == 0 else reverse_within(inp, lens)
+            o, h_n[k], c_n[k], caches[k] = mr.reference.layer_forward(
+                mode, xin, h0[k], p, c0=c0[k] if lstm else None, lengths=lens, nonlinearity=nl)
+            if mode == "RNN" and nl == "relu":
+                margin = min(margin, relu_margin(p, xin, h0[k], o, mask))
+            outs.append(o if d == 0 else reverse_within(o, lens))
+        inp = np.concatenate(outs, axis=-1)
+    res = SimpleNamespace(out=user_layout(inp), relu_margin=margin)
+    hn, cn = user_layout(np.stack(h_n), 0), (user_layout(np.stack(c_n), 0) if lstm else None)
+    res.state = (hn, cn) if lstm else hn
+    if dout is None:
+        return res
+
+    dh_n, dc_n = (dstate if lstm else (dstate, None)) if dstate is not None else (None, None)
+    dh_n = np.zeros((L * D, B, P)) if dh_n is None else seq_first(dh_n, 0)
+    dc_n = (np.zeros((L * D, B, H)) if dc_n is None else seq_first(dc_n, 0)) if lstm else None
+    dh0, dc0, grads, d_in = [None] * (L * D), [None] * (L * D), {}, seq_first(dout)
+    for layer in reversed(range(L)):
+        dx = 0.0
+        for d in range(D):
+            k, sfx = layer * D + d, f"_l{layer}" + ("_reverse" if d else "")
+            dpart = d_in[..., d * P:(d + 1) * P]
+            dx_d, dh0[k], dc0[k], g = mr.reference.layer_backward(
+                dpart if d == 0 else reverse_within(dpart, lens), dh_n[k], caches[k],
+                dc_n=dc_n[k] if lstm else None)
+            dx = dx + (dx_d if d == 0 else reverse_within(dx_d, lens))
+            grads.update({n + sfx: v for n, v in g.items()})
+        d_in = dx
+    res.dx, res.grads = user_layout(d_in), grads
+    dh0_u = user_layout(np.stack(dh0), 0)
+    res.dh0 = (dh0_u, user_layout(np.stack(dc0), 0)) if lstm else dh0_u
+    return res
 
 
-def reference_cell(c: mr.Module, params: dict, x, hx, ops):
-    """One step of cell ``c`` per batch row. Returns h or (h, c)."""
-    mode, H = c.mode, c.hidden_size
-    batched = x.ndim == 2
-    xs = x if batched else x[None]
-    h0, c0 = (hx if mode == "LSTM" else (hx, None)) if hx is not None else (None, None)
-    W = [params.get(n) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")] + [None]
-    hs, cs = [], []
-    for b in range(xs.shape[0]):
-        h = ops.zeros(H, like=xs[b]) if h0 is None else (h0[b] if batched else h0)
-        cc = None
-        if mode == "LSTM":
-            cc = ops.zeros(H, like=xs[b]) if c0 is None else (c0[b] if batched else c0)
-        h, cc = ref_step(ops, mode, c.nonlinearity, xs[b], h, cc, *W)
-        hs.append(h)
-        cs.append(cc)
-    h1 = ops.stack(hs) if batched else hs[0]
-    if mode == "LSTM":
-        return h1, (ops.stack(cs) if batched else cs[0])
-    return h1
+def reference_cell(c: mr.Module, x: np.ndarray, hx: Any = None, dout: Any = None,
+                   params: dict | None = None) -> SimpleNamespace:
+    """Cell ``c`` (``params`` or its state_dict) computed by minirnn.reference's step: a namespace with out
+    (h or (h, c)), relu_margin and, when ``dout`` is given (h's gradient, or (dh, dc), either may be None),
+    dx, dh0 (or (dh0, dc0)) and grads."""
+    p = ref_params(c.state_dict() if params is None else params)
+    lstm, H, batched = c.mode == "LSTM", c.hidden_size, x.ndim == 2
+    two = (lambda a: np.asarray(a, dtype=np.float64)) if batched else (lambda a: np.asarray(a, np.float64)[None])
+    one = (lambda a: a) if batched else (lambda a: a[0])
+    xs = two(x)
+    zeros = np.zeros((xs.shape[0], H))
+    h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
+    h0 = zeros if h0 is None else two(h0)
+    margin = np.inf
+    if lstm:
+        h1, c1, cache = mr.reference.lstm_step_forward(xs, h0, zeros if c0 is None else two(c0), p)
+        res = SimpleNamespace(out=(one(h1), one(c1)))
+    else:
+        step = mr.reference.gru_step_forward if c.mode == "GRU" else (
+            lambda x_, h_, p_: mr.reference.rnn_step_forward(x_, h_, p_, c.nonlinearity))
+        h1, cache = step(xs, h0, p)
+        res = SimpleNamespace(out=one(h1))
+        if c.mode == "RNN" and c.nonlinearity == "relu":
+            margin = relu_margin(p, xs[None], h0, h1[None], np.ones((1, xs.shape[0], 1), bool))
+    res.relu_margin = margin
+    if dout is None:
+        return res
+    if lstm:
+        dh, dc = dout if isinstance(dout, (tuple, list)) else (dout, None)
+        dx, dh_prev, dc_prev, g = mr.reference.lstm_step_backward(
+            zeros if dh is None else two(dh), zeros if dc is None else two(dc), cache)
+        res.dh0 = (one(dh_prev), one(dc_prev))
+    else:
+        back = mr.reference.gru_step_backward if c.mode == "GRU" else mr.reference.rnn_step_backward
+        dx, dh_prev, g = back(two(dout), cache)
+        res.dh0 = one(dh_prev)
+    res.dx, res.grads = one(dx), g
+    return res
 
 
 # ------------------------------------------------------------------------------------------------------------

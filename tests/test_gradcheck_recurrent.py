@@ -4,7 +4,8 @@ Hypothesis draws the configuration (T 1..6, B 1..4, sizes 1..7, 1..3 layers, dir
 h0 given or None, unbatched input, lengths none/unsorted/equal/ones) and a seed; the values come from NumPy
 (inputs and states in [-2, 2], parameters with non-zero biases), so they are continuous and reproducible.
 Every check covers dx, dh0 (dc0) and every parameter's gradient (the report lists what it checked).
-The forward is also compared with the plain-Python NumPy reference loop of tests/helpers.py, which needs no torch.
+The forward is also compared with minirnn.reference (composed into whole layers by tests/helpers.py), which
+needs no torch.
 Sizes shrink as layers x directions grow so that each example stays well under a second.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minirnn as mr
-from helpers import (CELL_KINDS, NumpyOps, cell_state, flatten, is_lstm, make_cell, make_seq, randomize,
-                     reference_cell, reference_seq, seq_state)
+from helpers import (CELL_KINDS, cell_state, flatten, is_lstm, make_cell, make_seq, randomize, reference_cell,
+                     reference_seq, seq_state)
 
 # the largest input/hidden size drawn for a given number of layers x directions (keeps the FD cost bounded)
 SIZE_CAP = {1: 7, 2: 5, 3: 4, 4: 3, 6: 3}
@@ -69,14 +70,14 @@ def build(case):
 def check_seq(case, in_hypothesis=True):
     m, x, hx = build(case)
     lens = case["lens"]
-    ops = NumpyOps()
-    ref_out, ref_state = reference_seq(m, m.state_dict(), x, hx, lens, ops)
+    ref = reference_seq(m, x, hx, lens)
+    ref_out, ref_state = ref.out, ref.state
     if m.nonlinearity == "relu" and m.mode == "RNN":
         # a kink within eps: finite differences are meaningless there (fixed cases must pick a seed without one)
         if in_hypothesis:
-            assume(ops.relu_margin > RELU_MARGIN)
+            assume(ref.relu_margin > RELU_MARGIN)
         else:
-            assert ops.relu_margin > RELU_MARGIN, "choose another seed: a ReLU argument sits on the kink"
+            assert ref.relu_margin > RELU_MARGIN, "choose another seed: a ReLU argument sits on the kink"
     with mr.no_grad():
         out, state = m(x, hx, lengths=lens)
     assert not m._cache
@@ -134,13 +135,12 @@ def test_cell_gradcheck(case):
     B = case["B"] if case["batched"] else None
     x = rng.uniform(-2, 2, (B, case["I"]) if B else (case["I"],))
     hx = cell_state(c, rng, B, scale=2.0) if case["with_h0"] else None
-    ops = NumpyOps()
-    ref = reference_cell(c, c.state_dict(), x, hx, ops)
+    ref = reference_cell(c, x, hx)
     if case["kind"] == "rnncell_relu":
-        assume(ops.relu_margin > RELU_MARGIN)
+        assume(ref.relu_margin > RELU_MARGIN)
     with mr.no_grad():
         out = c(x, hx)
-    for (_, a), (_, b) in zip(flatten(out), flatten(ref)):
+    for (_, a), (_, b) in zip(flatten(out), flatten(ref.out)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     report = mr.gradcheck(c, (x, hx))
     assert report, str(report)

@@ -5,8 +5,9 @@ initial state, back-propagates the same random upstream gradient on *both* the o
 and compares: out, h_n (c_n), dx, dh0 (dc0) and every parameter's gradient. Variable lengths are compared
 against pack_padded_sequence(enforce_sorted=False) -> layer -> pad_packed_sequence(total_length=T), with an
 upstream gradient that is random also past the lengths (those entries must not leak into anything).
-The sigmoid RNN, which torch lacks, is checked against a plain-Python reference loop (tests/helpers.py)
-differentiated by torch's autograd; the same loop is first checked against torch.nn where torch has the layer.
+The sigmoid RNN, which torch lacks, is checked against minirnn.reference (composed into whole layers by
+tests/helpers.py, its hand-written backward verified by finite differences in test_reference.py); the same
+composition is first checked against torch.nn where torch has the layer.
 """
 from __future__ import annotations
 
@@ -18,9 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minirnn as mr
-from helpers import (CELL_KINDS, TORCH_CELL_KINDS, TORCH_SEQ_KINDS, TorchOps, assert_close, cell_state, flatten,
-                     is_lstm, like, make_cell, make_seq, randomize, reference_cell, reference_seq, seq_state,
-                     torch_twin)
+from helpers import (CELL_KINDS, TORCH_CELL_KINDS, TORCH_SEQ_KINDS, assert_close, cell_state, flatten, is_lstm, like,
+                     make_cell, make_seq, randomize, reference_cell, reference_seq, seq_state, torch_twin)
 
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
@@ -346,24 +346,14 @@ def test_lstmcell_backward_accepts_either_gradient_as_none():
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The sigmoid RNN (beyond torch) against the plain-Python reference loop, differentiated by torch's autograd
+# The sigmoid RNN (beyond torch) against minirnn.reference (its own backward, checked by finite differences)
 # ------------------------------------------------------------------------------------------------------------
 def reference_runner(m):
-    """A reference(x, hx, lengths, dout, dstate) built on helpers.reference_seq with TorchOps."""
-    ops = TorchOps()
+    """A reference(x, hx, lengths, dout, dstate) -> (out, state, dx, dh0, grads) built on helpers.reference_seq."""
 
     def run(x, hx, lengths, dout, dstate):
-        params = {n: torch.tensor(v, requires_grad=True) for n, v in m.state_dict().items()}
-        xt = _t(x, True)
-        hxt = tuple(_t(s, True) for s in hx) if is_lstm(m) else _t(hx, True)
-        out, state = reference_seq(m, params, xt, hxt, lengths, ops)
-        loss = (out * _t(dout)).sum()
-        for (_, s), (_, g) in zip(flatten(state), flatten(dstate)):
-            loss = loss + (s * _t(g)).sum()
-        loss.backward()
-        dh0 = tuple(s.grad.numpy() for s in hxt) if is_lstm(m) else hxt.grad.numpy()
-        st_np = tuple(s.detach().numpy() for s in state) if is_lstm(m) else state.detach().numpy()
-        return out.detach().numpy(), st_np, xt.grad.numpy(), dh0, {n: p.grad.numpy() for n, p in params.items()}
+        r = reference_seq(m, x, hx, lengths, dout, dstate)
+        return r.out, r.state, r.dx, r.dh0, r.grads
 
     return run
 
@@ -417,21 +407,14 @@ def test_sigmoid_rnn_unbatched_and_float32_match_reference_loop():
 @pytest.mark.parametrize("batched", [True, False])
 @pytest.mark.parametrize("kind", CELL_KINDS)
 def test_cells_match_reference_loop(kind, batched):
-    """Every cell, the sigmoid RNNCell included, against the reference step differentiated by autograd."""
+    """Every cell, the sigmoid RNNCell included, against minirnn.reference's step forward and backward."""
     rng = np.random.default_rng([batched, CELL_KINDS.index(kind)])
     c = make_cell(kind, I_, H_, rng=rng)
     randomize(c, rng)
-    ops = TorchOps()
 
     def reference(x, hx, dout):
-        params = {n: torch.tensor(v, requires_grad=True) for n, v in c.state_dict().items()}
-        xt = _t(x, True)
-        hxt = tuple(_t(s, True) for s in hx) if is_lstm(c) else _t(hx, True)
-        out = reference_cell(c, params, xt, hxt, ops)
-        sum((o * _t(g)).sum() for (_, o), (_, g) in zip(flatten(out), flatten(dout))).backward()
-        dh0 = tuple(s.grad.numpy() for s in hxt) if is_lstm(c) else hxt.grad.numpy()
-        out_np = tuple(o.detach().numpy() for o in out) if is_lstm(c) else out.detach().numpy()
-        return out_np, xt.grad.numpy(), dh0, {n: p.grad.numpy() for n, p in params.items()}
+        r = reference_cell(c, x, hx, dout)
+        return r.out, r.dx, r.dh0, r.grads
 
     x = rng.uniform(-2, 2, (B_, I_) if batched else (I_,))
     check_cell_against(c, x, cell_state(c, rng, B_ if batched else None), rng, TOL64, reference)
