@@ -45,7 +45,8 @@ Lengths (what torch's pack_padded_sequence -> layer -> pad_packed_sequence compu
     so outputs past a length are 0 and an ended sequence's state stops changing: h_n is the state after its
     own last step. Backward differentiates those two lines: the step gets where(m_t, dh + dout[t], 0), an
     ended sequence hands its dh to step t-1 untouched, padding gets dx = 0 and adds nothing to any weight
-    gradient. (torch takes a PackedSequence; minirnn's ``lengths=`` is its own shortcut to the same numbers.)
+    gradient. (A padded step is still computed and then discarded, so padding must be finite. torch takes a
+    PackedSequence instead; minirnn's ``lengths=`` is its own shortcut to the same numbers.)
 
 Layers and directions are composition, not new math. Layer k's input is layer k-1's output (both directions'
 outputs concatenated). The reverse direction of a bidirectional layer is this same loop run on every sequence
@@ -69,21 +70,21 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit as sigmoid    # 1 / (1 + exp(-a)), no overflow for large |a|
 
-__all__ = ["affine", "affine_backward", "rnn_step_forward", "rnn_step_backward", "lstm_step_forward", "lstm_step_backward",
-           "gru_step_forward", "gru_step_backward", "layer_forward", "layer_backward"]
+__all__ = ["affine", "affine_backward", "rnn_step_forward", "rnn_step_backward", "lstm_step_forward",
+           "lstm_step_backward", "gru_step_forward", "gru_step_backward", "layer_forward", "layer_backward"]
 
 
-def affine(x, W, b):
+def affine(x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """y = x W^T + b.  x (B, n), W (m, n), b (m,) or None (no bias)  ->  y (B, m)."""
     return x @ W.T if b is None else x @ W.T + b
 
 
-def affine_backward(dy, x, W, b):
+def affine_backward(dy: np.ndarray, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> tuple:
     """The gradients of y = x W^T + b, given dy = dL/dy (B, m): dx (B, n), dW (m, n), db (m,) or None."""
     return dy @ W, dy.T @ x, (None if b is None else dy.sum(axis=0))
 
 
-def _grads(dW_ih, dW_hh, db_ih, db_hh, dW_hr=None):
+def _grads(dW_ih, dW_hh, db_ih, db_hh, dW_hr=None) -> dict:
     """The weight gradients as a dict with the names of ``p`` (no entry for an absent weight)."""
     g = {"weight_ih": dW_ih, "weight_hh": dW_hh, "bias_ih": db_ih, "bias_hh": db_hh, "weight_hr": dW_hr}
     return {k: v for k, v in g.items() if v is not None}
@@ -92,7 +93,7 @@ def _grads(dW_ih, dW_hh, db_ih, db_hh, dW_hr=None):
 # ----------------------------------------------------------------------------------------------------------------
 # Elman RNN (tanh, relu, sigmoid)
 # ----------------------------------------------------------------------------------------------------------------
-def rnn_step_forward(x, h_prev, p, nonlinearity="tanh"):
+def rnn_step_forward(x: np.ndarray, h_prev: np.ndarray, p: dict, nonlinearity: str = "tanh") -> tuple:
     """One step of the Elman RNN: h = f(x W_ih^T + b_ih + h_prev W_hh^T + b_hh).
 
     x (B, I), h_prev (B, H); p: weight_ih (H, I), weight_hh (H, H), bias_ih, bias_hh (H,) (absent: no bias);
@@ -112,7 +113,7 @@ def rnn_step_forward(x, h_prev, p, nonlinearity="tanh"):
     return h, (x, h_prev, a, h, p, nonlinearity)
 
 
-def rnn_step_backward(dh, cache):
+def rnn_step_backward(dh: np.ndarray, cache: tuple) -> tuple:
     """The gradients of one ``rnn_step_forward``, given dh = dL/dh (B, H) and its cache.
 
     Returns dx (B, I), dh_prev (B, H) and grads, a dict with the keys and shapes of p.
@@ -121,7 +122,7 @@ def rnn_step_backward(dh, cache):
     if nonlinearity == "tanh":
         da = dh * (1.0 - h * h)                                   # (2) h = tanh(a):     tanh'(a) = 1 - h^2
     elif nonlinearity == "relu":
-        da = dh * (a > 0)                                         # (2) h = relu(a):     1 where a > 0 (0 at 0, as torch)
+        da = dh * (a > 0)                                         # (2) h = relu(a):     1 where a > 0, else 0 (as torch)
     else:
         da = dh * h * (1.0 - h)                                   # (2) h = sigmoid(a):  sigmoid'(a) = h (1 - h)
     dx, dW_ih, db_ih = affine_backward(da, x, p["weight_ih"], p.get("bias_ih"))               # (1) x W_ih^T + b_ih
@@ -132,7 +133,7 @@ def rnn_step_backward(dh, cache):
 # ----------------------------------------------------------------------------------------------------------------
 # LSTM (torch.nn.LSTM's cell, gates i, f, g, o; optional projection W_hr, torch's proj_size)
 # ----------------------------------------------------------------------------------------------------------------
-def lstm_step_forward(x, h_prev, c_prev, p):
+def lstm_step_forward(x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, p: dict) -> tuple:
     """One step of the LSTM, gates in torch's order (i, f, g, o).
 
     x (B, I), h_prev (B, P), c_prev (B, H); p: weight_ih (4H, I), weight_hh (4H, P), bias_ih, bias_hh (4H,)
@@ -154,7 +155,7 @@ def lstm_step_forward(x, h_prev, c_prev, p):
     return h, c, (x, h_prev, c_prev, i, f, g, o, tc, h_raw, p)
 
 
-def lstm_step_backward(dh, dc, cache):
+def lstm_step_backward(dh: np.ndarray, dc: np.ndarray, cache: tuple) -> tuple:
     """The gradients of one ``lstm_step_forward``, given dh = dL/dh (B, P), dc = dL/dc (B, H) and its cache.
 
     Returns dx (B, I), dh_prev (B, P), dc_prev (B, H) and grads, a dict with the keys and shapes of p.
@@ -179,7 +180,7 @@ def lstm_step_backward(dh, dc, cache):
 # ----------------------------------------------------------------------------------------------------------------
 # GRU (torch.nn.GRU's cell, gates r, z, n)
 # ----------------------------------------------------------------------------------------------------------------
-def gru_step_forward(x, h_prev, p):
+def gru_step_forward(x: np.ndarray, h_prev: np.ndarray, p: dict) -> tuple:
     """One step of the GRU in torch's exact form: n = tanh(W_in x + b_in + r * (W_hn h_prev + b_hn)).
 
     x (B, I), h_prev (B, H); p: weight_ih (3H, I), weight_hh (3H, H), bias_ih, bias_hh (3H,) (absent: no bias).
@@ -195,7 +196,7 @@ def gru_step_forward(x, h_prev, p):
     return h, (x, h_prev, gh, r, z, n, p)
 
 
-def gru_step_backward(dh, cache):
+def gru_step_backward(dh: np.ndarray, cache: tuple) -> tuple:
     """The gradients of one ``gru_step_forward``, given dh = dL/dh (B, H) and its cache.
 
     Returns dx (B, I), dh_prev (B, H) and grads, a dict with the keys and shapes of p.
@@ -217,7 +218,8 @@ def gru_step_backward(dh, cache):
 # ----------------------------------------------------------------------------------------------------------------
 # The loop: one layer, one direction, forward in time; and back through time
 # ----------------------------------------------------------------------------------------------------------------
-def layer_forward(mode, x, h0, p, c0=None, lengths=None, nonlinearity="tanh"):
+def layer_forward(mode: str, x: np.ndarray, h0: np.ndarray, p: dict, c0: np.ndarray | None = None,
+                  lengths=None, nonlinearity: str = "tanh") -> tuple:
     """Run one cell over a batch of sequences: one layer, one direction, t = 0 .. T-1.
 
     mode 'RNN' (with ``nonlinearity`` 'tanh', 'relu' or 'sigmoid'), 'LSTM' or 'GRU'; x (T, B, I); h0 (B, P);
@@ -245,7 +247,7 @@ def layer_forward(mode, x, h0, p, c0=None, lengths=None, nonlinearity="tanh"):
     return np.stack(out), h, c, (mode, mask, caches)
 
 
-def layer_backward(dout, dh_n, cache, dc_n=None):
+def layer_backward(dout: np.ndarray, dh_n: np.ndarray, cache: tuple, dc_n: np.ndarray | None = None) -> tuple:
     """Backpropagation through time: the gradients of one ``layer_forward``, walking t = T-1 .. 0.
 
     dout (T, B, P) = dL/dout (entries past a length are ignored, as torch's pad_packed_sequence drops them);
