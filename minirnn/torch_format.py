@@ -49,6 +49,7 @@ import os
 import re
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from typing import Any, Mapping
 
@@ -598,14 +599,31 @@ class _Pickler:
 _ALIGN = 64   # torch's default storage alignment (torch.utils.serialization.config.save.storage_alignment)
 
 
-def _write_record(zf: zipfile.ZipFile, name: str, data: bytes | bytearray) -> None:
-    """A stored member whose data starts on a 64-byte boundary, padded as torch pads: an extra field 'FB'."""
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_STORED
-    start = zf.fp.tell() + 30 + len(name.encode())           # where the data would start with no extra field
-    pad = (-(start + 4)) % _ALIGN
-    info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
-    zf.writestr(info, bytes(data))
+def _write_zip(f: io.BufferedWriter, records: list[tuple[str, bytes]]) -> None:
+    """The zip archive laid out byte for byte as torch's writer (miniz) lays it out: stored members, each local
+    header padded by an extra field 'FB' so the data start on a 64-byte boundary, a 16-byte data descriptor after
+    each non-empty member. torch.load's optional ``calculate_storage_offsets`` predicts offsets from exactly this
+    layout (it would read the wrong bytes from a differently laid-out archive)."""
+    central = []
+    offset = 0
+    for name, data in records:
+        raw_name = name.encode("utf-8")
+        pad = (-(offset + 30 + len(raw_name) + 4)) % _ALIGN
+        extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
+        flags = 0x0808 if data else 0x0800       # UTF-8 names; sizes in a data descriptor after the data
+        crc = zlib.crc32(data)
+        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 0, flags, 0, 0, 0, 0, 0, 0, len(raw_name), len(extra))
+        f.write(local + raw_name + extra + data)
+        if data:
+            f.write(struct.pack("<IIII", 0x08074B50, crc, len(data), len(data)))
+        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0, 0, flags, 0, 0, 0, crc, len(data),
+                                   len(data), len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
+        offset += len(local) + len(raw_name) + len(extra) + len(data) + (16 if data else 0)
+        if offset >= 0xFFFFFFFF:
+            raise ValueError("save_torch: archives of 4 GiB or more are not supported (they need zip64)")
+    directory = b"".join(central)
+    f.write(directory + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(records), len(records), len(directory),
+                                    offset, 0))
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> str:
@@ -624,14 +642,9 @@ def save_torch(obj: Any, path: str | os.PathLike) -> str:
     pickler.out += b"."
     stem = re.sub(r"[^A-Za-z0-9_]", "_", os.path.splitext(os.path.basename(os.fspath(path)))[0]) or "archive"
 
-    def write(f: io.BufferedWriter) -> None:
-        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            _write_record(zf, f"{stem}/data.pkl", pickler.out)
-            _write_record(zf, f"{stem}/.format_version", b"1")
-            _write_record(zf, f"{stem}/.storage_alignment", str(_ALIGN).encode())
-            _write_record(zf, f"{stem}/byteorder", b"little")
-            for key, arr in enumerate(pickler.storages):
-                _write_record(zf, f"{stem}/data/{key}", arr.tobytes())
-            _write_record(zf, f"{stem}/version", b"3\n")
-
+    records = [(f"{stem}/data.pkl", bytes(pickler.out)), (f"{stem}/.format_version", b"1"),
+               (f"{stem}/.storage_alignment", str(_ALIGN).encode()), (f"{stem}/byteorder", b"little")]
+    records += [(f"{stem}/data/{key}", arr.tobytes()) for key, arr in enumerate(pickler.storages)]
+    records.append((f"{stem}/version", b"3\n"))
+    return atomic_write(path, lambda f: _write_zip(f, records), "save_torch")
     return atomic_write(path, write, "save_torch")
