@@ -7,6 +7,7 @@ from .layers import Dropout, Embedding, Linear
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .memory import KEEPS_FREED_MEMORY
 from .module import IncompatibleKeys, Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
+from .onnx_export import OnnxExport, OnnxGraph, export_onnx
 from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, clip_grad_norm_, clip_grad_value,
                     clip_grad_value_)
 from . import reference
