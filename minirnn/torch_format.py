@@ -43,6 +43,7 @@ tensors. The same array object written twice shares one storage (torch loads the
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import math
 import os
@@ -85,7 +86,6 @@ _ALLOWED_GLOBALS: dict[str, tuple[str, str]] = {
     **{f"torch.{s}": ("storage", s) for s in _STORAGE_DTYPES},
     "torch.storage.UntypedStorage": ("storage", "UntypedStorage"),
 }
-_NAME_MAPPING = {"__builtin__": "builtins", "copy_reg": "copyreg", "torch.tensor": "torch._tensor"}   # py2 names
 
 
 class _Marker:
@@ -323,7 +323,9 @@ def _unpickle(data: bytes, reader: _Reader) -> Any:
             return stack.pop()
         elif op == 0x63:                                 # GLOBAL module\nname\n
             module, name = line(), line()
-            module = _NAME_MAPPING.get(module, module)
+            if (module, name) in _compat_pickle.NAME_MAPPING:       # Python 2 names, as pickle (and torch) map them
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
             full = f"{module}.{name}"
             if full not in _ALLOWED_GLOBALS:
                 hint = ""
@@ -460,6 +462,9 @@ def load_torch(path: str | os.PathLike) -> Any:
 
 def _load(zf: zipfile.ZipFile, file_size: int) -> Any:
     infos = zf.infolist()
+    if any(i.filename.endswith("/constants.pkl") for i in infos):
+        raise _Refused("this is a TorchScript archive (torch.jit.save); save the model's state_dict() with "
+                       "torch.save instead")
     total = 0
     for info in infos:
         if info.compress_type != zipfile.ZIP_STORED:
@@ -473,14 +478,8 @@ def _load(zf: zipfile.ZipFile, file_size: int) -> Any:
         raise _Refused(f"the records claim {total} bytes in all, more than the file's {file_size}")
     pickles = [i.filename for i in infos if re.fullmatch(r"[^/]+/data\.pkl", i.filename)]
     if len(pickles) != 1:
-        if any(i.filename.endswith("/constants.pkl") for i in infos):
-            raise _Refused("this is a TorchScript archive (torch.jit.save); save the model's state_dict() with "
-                           "torch.save instead")
         raise _Refused(f"expected one '<name>/data.pkl' record, found {len(pickles)}")
     prefix = pickles[0][: -len("data.pkl")]
-    if prefix + "constants.pkl" in zf.NameToInfo:
-        raise _Refused("this is a TorchScript archive (torch.jit.save); save the model's state_dict() with "
-                       "torch.save instead")
     reader = _Reader(zf, prefix, file_size)
     return _unpickle(reader.record(pickles[0]), reader)
 
