@@ -143,7 +143,7 @@ def save_safetensors(obj: Module | Mapping[str, Any], path: str | os.PathLike,
         if arr.dtype.str[1:] not in _NAMES:
             raise TypeError(f"obj[{k!r}]: safetensors has no dtype for {arr.dtype} (expected bool, integer or "
                             "real float)")
-        arrays[k] = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        arrays[k] = np.asarray(arr, dtype=arr.dtype.newbyteorder("<"), order="C")   # (0-d stays 0-d)
     order = sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
     header: dict[str, Any] = {}
     if metadata:
@@ -151,7 +151,8 @@ def save_safetensors(obj: Module | Mapping[str, Any], path: str | os.PathLike,
     offset = 0
     for k in order:
         a = arrays[k]
-        header[k] = {"dtype": _NAMES[a.dtype.str[1:]], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        header[k] = {"dtype": _NAMES[a.dtype.str[1:]], "shape": list(a.shape),
+                     "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)

@@ -515,7 +515,7 @@ class _Pickler:
         else:
             key = str(len(self.storages))
             self.keys[id(arr)] = (key, arr)
-            self.storages.append(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")))
+            self.storages.append(np.asarray(arr, dtype=arr.dtype.newbyteorder("<"), order="C"))
         shape = tuple(int(n) for n in arr.shape)
         stride = tuple(int(s) for s in np.cumprod((1,) + shape[:0:-1])[::-1]) if shape else ()
         self.global_("torch._utils", "_rebuild_tensor_v2")

@@ -330,7 +330,8 @@ def _canary_pickles(canary):
         "os.system": pickle.dumps({"w": _Evil(os.system, f"touch {canary}")}, protocol=2, fix_imports=False),
         "builtins.eval": pickle.dumps({"w": _Evil(builtins.eval, touch)}, protocol=2, fix_imports=False),
         "builtins.exec": pickle.dumps({"w": _Evil(builtins.exec, touch)}, protocol=2, fix_imports=False),
-        "subprocess.Popen": pickle.dumps({"w": _Evil(subprocess.Popen, ["touch", str(canary)])}, protocol=2, fix_imports=False),
+        "subprocess.Popen": pickle.dumps({"w": _Evil(subprocess.Popen, ["touch", str(canary)])}, protocol=2,
+                                         fix_imports=False),
     }
 
 
