@@ -207,6 +207,13 @@ def _flatten(out: Any) -> list[Any]:
     return [out]
 
 
+def _like(structure: Any, leaves: Any) -> Any:
+    """``leaves`` (an iterator) put back into the nesting of tuples and lists of ``structure``."""
+    if isinstance(structure, (tuple, list)):
+        return tuple(_like(s, leaves) for s in structure)
+    return next(leaves)
+
+
 class OnnxExport(NamedTuple):
     """What ``export_onnx`` returns: the path written and, with ``verify=True``, the largest absolute difference
     between onnxruntime's outputs and minirnn's on the example inputs (None without verification)."""
@@ -221,9 +228,10 @@ def export_onnx(model: Module, path: str | os.PathLike, example_inputs: Sequence
                 rtol: float = 1e-4) -> OnnxExport:
     """Write ``model`` as an ONNX graph (opset 17) to ``path``, atomically (see the module docstring).
 
-    ``example_inputs``: the arrays ``model(*example_inputs)`` takes (``None`` entries are passed to ``forward``
-    as None, e.g. an absent h0); their ranks and dtypes fix the graph's inputs (float -> float32, integer ->
-    int64, every axis dynamic but a float input's last). ``forward(g, *input_names)`` writes the graph of a
+    ``example_inputs``: the arguments ``model(*example_inputs)`` takes: arrays, None (an absent h0: passed to
+    ``forward`` as None) or tuples of them (an LSTM's ``(h0, c0)``: one graph input per array, passed to
+    ``forward`` as a tuple of names). Their ranks and dtypes fix the graph's inputs (float -> float32, integer
+    -> int64, every axis dynamic but a float input's last). ``forward(g, *input_names)`` writes the graph of a
     model of your own; by default ``g.module(model, *inputs)``. ``input_names`` default ``input0, input1, ...``;
     ``output_names`` default ``output0, ...``, one per array ``model(...)`` returns (nested tuples flattened).
 
@@ -236,12 +244,14 @@ def export_onnx(model: Module, path: str | os.PathLike, example_inputs: Sequence
         raise TypeError(f"model: expected a minirnn Module, got {type(model).__name__}")
     if not isinstance(example_inputs, (tuple, list)):
         raise TypeError(f"example_inputs: expected a tuple of arrays, got {type(example_inputs).__name__}")
-    arrays = [None if a is None else np.asarray(a) for a in example_inputs]
-    names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(arrays))]
-    if len(names) != len(arrays):
-        raise ValueError(f"input_names: expected {len(arrays)} names, got {len(names)}")
+    leaves = [None if a is None else np.asarray(a) for a in _flatten(example_inputs)]
+    names = list(input_names) if input_names is not None else [f"input{i}" for i in range(len(leaves))]
+    if len(names) != len(leaves):
+        raise ValueError(f"input_names: expected {len(leaves)} names (one per array of example_inputs, nested "
+                         f"tuples flattened), got {len(names)}")
     g = OnnxGraph(type(model).__name__)
-    args = [None if a is None else g.input(n, a) for n, a in zip(names, arrays)]
+    args = _like(example_inputs, iter([None if a is None else g.input(n, a) for n, a in zip(names, leaves)]))
+    arrays = _like(example_inputs, iter(leaves))
     outs = _flatten(forward(g, *args) if forward is not None else g.module(model, *args))
     if not all(isinstance(o, str) for o in outs):
         raise TypeError("forward: expected graph values (names returned by the builder), got "
@@ -262,7 +272,7 @@ def export_onnx(model: Module, path: str | os.PathLike, example_inputs: Sequence
     proto = g.build(outs, onames, [e.ndim for e in expected])
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
-    diff = _verify(expected, data, arrays, names, onames, atol, rtol) if verify else None
+    diff = _verify(expected, data, leaves, names, onames, atol, rtol) if verify else None
 
     def write(f: Any) -> None:
         f.write(data)
