@@ -87,11 +87,40 @@ def test_the_interop_example_runs_inference_without_torch(tmp_path):
     done = subprocess.run([sys.executable, script, "--out", str(tmp_path)], capture_output=True, text=True,
                           env=subprocess_env(), cwd=str(tmp_path), timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    # per cell: float64 inference to 1e-6 (the bound) and float32 to 1e-5 (see the example's docstring)
-    assert done.stdout.count("-> OK") == 4 and "MISMATCH" not in done.stdout
+    # per cell: float64 inference to 1e-6 (the bound) and float32 to 1e-5 (see the example's docstring),
+    # and onnxruntime to 1e-5 when onnx and onnxruntime are installed
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        served = True
+    except ImportError:
+        served = False
+    assert done.stdout.count("-> OK") == (6 if served else 4) and "MISMATCH" not in done.stdout
+    assert done.stdout.count("onnxruntime: skipped") == (0 if served else 2)
     for cell in ("GRU", "LSTM"):
         assert f"{cell} float64: " in done.stdout and "(tolerance 1e-06)" in done.stdout
     assert done.stdout.count("torch not imported") == 2
+    assert done.stdout.count("safetensors round trip identical: True") == 2
     for cell in ("gru", "lstm"):
+        state = minirnn.load_torch(tmp_path / f"{cell}_classifier.pt")          # torch.save's own file
+        assert list(state)[0] == "rnn.weight_ih_l0"
         ckpt = minirnn.load(tmp_path / f"{cell}_classifier.npz")
-        assert ckpt.metadata["cell"] == cell and list(ckpt.state_dict)[0] == "rnn.weight_ih_l0"
+        assert ckpt.metadata["cell"] == cell and all(np.array_equal(state[k], v) for k, v in ckpt.state_dict.items())
+        assert os.path.exists(tmp_path / f"{cell}_classifier.onnx") == served
+
+
+def test_the_interop_example_command_line(tmp_path):
+    script = os.path.join(REPO, "examples", "torch_interop.py")
+
+    def run(*args):
+        return subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=subprocess_env(),
+                              cwd=str(tmp_path), timeout=120)
+
+    helped = run("--help")
+    assert helped.returncode == 0 and "(default: both)" in helped.stdout and "(default: a temporary" in helped.stdout
+    assert "Exit status: 0" in helped.stdout and "130 interrupted" in helped.stdout
+    for bad in (["--out", "/proc/nope"], ["--cell", "rnn"], ["--frobnicate"]):
+        done = run(*bad)
+        assert done.returncode == 2 and done.stdout == "", bad
+        assert len(done.stderr.strip().splitlines()) == 1 and "error:" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
