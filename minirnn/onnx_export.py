@@ -70,6 +70,7 @@ class OnnxGraph:
         self.initializers: list[Any] = []
         self.inputs: list[Any] = []
         self._count = 0
+        self.ranks: dict[str, int] = {}   # the ranks of the graph's inputs, to refuse what ONNX cannot take
 
     def fresh(self, hint: str) -> str:
         self._count += 1
@@ -87,6 +88,7 @@ class OnnxGraph:
         else:
             raise TypeError(f"{name}: expected a float or integer array, got dtype {example.dtype}")
         self.inputs.append(helper.make_tensor_value_info(name, elem, dims))
+        self.ranks[name] = example.ndim
         return name
 
     def constant(self, value: np.ndarray, hint: str = "const") -> str:
@@ -143,6 +145,9 @@ class OnnxGraph:
         if kind == "LSTM" and m.proj_size:
             raise ValueError(f"export_onnx: LSTM(proj_size={m.proj_size}) cannot be exported: ONNX's LSTM "
                              "operator has no projection (weight_hr)")
+        if self.ranks.get(x, 3) != 3:
+            raise ValueError(f"export_onnx: {kind} input {x!r} has rank {self.ranks[x]}; ONNX's {kind} takes "
+                             "batched input (T, B, input_size) or (B, T, input_size) with batch_first")
         D, H, L = m.num_directions, m.hidden_size, m.num_layers
         h0, c0 = (hx if hx is not None else (None, None)) if kind == "LSTM" else (hx, None)
         order = {"LSTM": _LSTM_ORDER, "GRU": _GRU_ORDER}.get(kind, (0,))

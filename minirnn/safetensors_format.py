@@ -38,6 +38,16 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object, refusing a repeated name (json keeps the last silently, which could hide an entry)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the name {k!r} appears twice")
+        out[k] = v
+    return out
+
+
 def load_safetensors(path: str | os.PathLike, return_metadata: bool = False) -> Any:
     """``{name: np.ndarray}`` (an OrderedDict, in the header's order) from a .safetensors file; with
     ``return_metadata=True``, ``(state, metadata)`` where metadata is the ``__metadata__`` dict of strings ({} if
@@ -63,9 +73,9 @@ def load_safetensors(path: str | os.PathLike, return_metadata: bool = False) -> 
                          + (f" (and the limit is {MAX_HEADER})" if n > MAX_HEADER else ""))
         raw = f.read(n)
         try:
-            header = json.loads(raw.decode("utf-8"))
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except (UnicodeDecodeError, ValueError) as e:
-            raise refuse(f"the header is not UTF-8 JSON ({e})") from None
+            raise refuse(f"the header is not UTF-8 JSON without repeated names ({e})") from None
         if not isinstance(header, dict):
             raise refuse(f"the header is a JSON {type(header).__name__}, expected an object")
         metadata = header.pop("__metadata__", None)

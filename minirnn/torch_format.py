@@ -481,7 +481,32 @@ def _load(zf: zipfile.ZipFile, file_size: int) -> Any:
         raise _Refused(f"expected one '<name>/data.pkl' record, found {len(pickles)}")
     prefix = pickles[0][: -len("data.pkl")]
     reader = _Reader(zf, prefix, file_size)
-    return _unpickle(reader.record(pickles[0]), reader)
+    result = _unpickle(reader.record(pickles[0]), reader)
+    _check_plain(result)
+    return result
+
+
+_PLAIN = (np.ndarray, dict, list, tuple, set, int, float, complex, str, bytes, type(None))   # bool is an int
+
+
+def _check_plain(obj: Any) -> None:
+    """Refuse a result holding one of the unpickler's markers (a bare storage, a type, an uncalled function):
+    the caller gets arrays and plain values only. Iterative, and each object visited once (memo sharing and
+    cycles are legal in a pickle)."""
+    seen: set[int] = set()
+    todo = [obj]
+    while todo:
+        v = todo.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if not isinstance(v, _PLAIN):
+            raise _Refused(f"the pickle holds {v!r:.80} where a checkpoint holds tensors and plain values")
+        if isinstance(v, dict):
+            todo.extend(v.keys())
+            todo.extend(v.values())
+        elif isinstance(v, (list, tuple, set)):
+            todo.extend(v)
 
 
 # ---- writing -------------------------------------------------------------------------------------------------

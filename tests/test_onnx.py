@@ -174,6 +174,8 @@ def test_refusals(tmp_path):
         minirnn.export_onnx(lstm, tmp_path / "p.onnx", (np.ones((2, 1, 3), np.float32),))
     with pytest.raises(TypeError, match="no ONNX form for GRUCell"):
         minirnn.export_onnx(minirnn.GRUCell(3, 4, rng=0), tmp_path / "c.onnx", (np.ones((2, 3), np.float32),))
+    with pytest.raises(ValueError, match="rank 2.*batched"):
+        minirnn.export_onnx(minirnn.GRU(3, 4, rng=0), tmp_path / "u.onnx", (np.ones((5, 3), np.float32),))
     with pytest.raises(ValueError, match="input_names"):
         minirnn.export_onnx(minirnn.Linear(3, 2, rng=0), tmp_path / "l.onnx", (np.ones((2, 3), np.float32),),
                             input_names=["a", "b"])

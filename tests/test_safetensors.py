@@ -117,6 +117,8 @@ BAD = {
     "trailing bytes": dict(header={"w": {**F32x4, "shape": [2], "data_offsets": [0, 8]}}),
     "huge shape": dict(header={"w": {**F32x4, "shape": [2**40, 2**40]}}),
     "metadata not strings": dict(header={"__metadata__": {"a": 1}, "w": F32x4}),
+    "repeated name": dict(raw_header=b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
+                                     b'"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}'),
 }
 
 

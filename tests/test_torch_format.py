@@ -386,6 +386,10 @@ HOSTILE_PICKLES = {
     "string longer than the pickle": b"\x80\x02X\xff\xff\xff\x7fabc.",
     "two values at STOP": b"\x80\x02NN.",
     "unterminated GLOBAL": b"\x80\x02cos",
+    # allowed pieces that are not a checkpoint
+    "a bare storage": b"\x80\x02(" + _str("storage") + _global("torch", "FloatStorage") + _str("0") + _str("cpu")
+                      + b"K\x04tQ.",
+    "an uncalled rebuild function": b"\x80\x02]" + _global("torch._utils", "_rebuild_tensor_v2") + b"a.",
 }
 
 
