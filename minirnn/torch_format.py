@@ -316,7 +316,8 @@ def _unpickle(data: bytes, reader: _Reader) -> Any:
         if op == 0x80:                                   # PROTO
             proto = take(1)[0]
             if proto > 2:
-                raise _Refused(f"pickle protocol {proto}; torch.save writes protocol 2")
+                raise _Refused(f"pickle protocol {proto}; torch.save writes protocol 2 unless given pickle_protocol= "
+                               "(re-save without it; torch's own weights_only loader reads protocol 2 only too)")
         elif op == 0x2E:                                 # STOP
             if len(stack) != 1 or metastack:
                 raise _Refused("the pickle ends with a malformed stack")
