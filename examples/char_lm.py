@@ -168,7 +168,7 @@ def save_checkpoint(path: str, model: CharLM, opt: Adam, vocab: Vocab, step: int
 
 
 def load_checkpoint(path: str, lr: float) -> tuple[CharLM, Adam, Vocab, int, int]:
-    ckpt = minirnn.load(path)
+    ckpt = minirnn.load_checkpoint(path)              # the state and the metadata saved beside it
     meta = ckpt.metadata
     if not {"config", "vocab", "step"} <= set(meta) or not isinstance(ckpt.state_dict, dict):
         raise SystemExit(f"{path}: not a char_lm checkpoint (write one with --save)")

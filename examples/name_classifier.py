@@ -75,7 +75,7 @@ class NameClassifier(Module):
         self.fc = Linear(2 * hidden, n_classes, rng=rng)
 
     def get_config(self) -> dict:
-        """Constructor arguments, so that a checkpoint can rebuild the model (minirnn.load(path).build(...))."""
+        """Constructor arguments, so that a checkpoint can rebuild the model (minirnn.load_checkpoint(path).build(...))."""
         return dict(self.config)
 
     def forward(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -99,7 +99,7 @@ def save_checkpoint(path: str, model: NameClassifier, vocab: Vocab, labels: Voca
 
 
 def load_checkpoint(path: str) -> tuple[NameClassifier, Vocab, Vocab]:
-    ckpt = minirnn.load(path)
+    ckpt = minirnn.load_checkpoint(path)
     if "vocab" not in ckpt.metadata or "labels" not in ckpt.metadata or ckpt.config is None:
         raise SystemExit(f"{path}: not a name-classifier checkpoint; write one with --save")
     model = ckpt.build({"NameClassifier": NameClassifier})

@@ -96,7 +96,7 @@ def onnx_step(model: Classifier, x: np.ndarray, lengths: np.ndarray, path: str) 
 def infer(pt_file: str, npz_file: str, inputs: str, output: str) -> None:
     """The subprocess: numpy + minirnn only."""
     state = minirnn.load_torch(pt_file)                         # torch's own file, read without torch
-    npz = minirnn.load(npz_file).state_dict
+    npz = minirnn.load(npz_file)
     assert list(state) == list(npz) and all(np.array_equal(state[k], npz[k]) for k in npz), \
         "the .pt and the .npz hold different weights"
     with np.load(inputs, allow_pickle=False) as data:

@@ -12,7 +12,8 @@ from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_nor
                     clip_grad_value_)
 from . import reference
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .serialization import Checkpoint, from_torch_state_dict, load, load_module, module_config, module_from_config, save
+from .serialization import (Checkpoint, from_torch_state_dict, load, load_checkpoint, load_module, module_config,
+                            module_from_config, save)
 from .safetensors_format import load_safetensors, save_safetensors
 from .torch_format import load_torch, save_torch
 

@@ -6,7 +6,7 @@ every message has the same shape: ``"<argument>: expected <what>, got <what came
     TypeError    the wrong kind of thing: not an array, a dtype that is not allowed (integers where floats are
                  needed, floats or bools where indices are needed, complex, object, strings), a float where an
                  integer size is needed, a flag that is not a bool
-    ValueError   the right kind but a wrong value: rank, shape, a size <= 0, a probability outside [0, 1),
+    ValueError   the right kind but a wrong value: rank, shape, a size <= 0, a probability outside [0, 1],
                  lengths outside [1, T], an unknown option
     IndexError   an index outside [0, num_embeddings)
 
@@ -76,11 +76,11 @@ def flag(name: str, value: Any) -> bool:
 
 
 def probability(name: str, p: Any) -> float:
-    """A drop probability in [0, 1). 1 is refused: inverted dropout would divide by 1 - p = 0."""
+    """A drop probability in [0, 1], as torch's (``p = 1`` drops everything: the output is zero, not a 0/0)."""
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a probability in [0, 1), got {_describe(p)} of type {type(p).__name__}")
-    if not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"{name}: expected a probability in [0, 1), got {p!r}")
+        raise TypeError(f"{name}: expected a probability in [0, 1], got {_describe(p)} of type {type(p).__name__}")
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"{name}: expected a probability in [0, 1], got {p!r}")
     return float(p)
 
 

@@ -119,6 +119,8 @@ def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dty
 
     Each element keeps when 32 raw random bits are >= ceil(p * 2**32): a keep probability within 2.4e-10 of 1-p,
     at half the cost of drawing floats (the mask was 3% of a name-classifier epoch)."""
+    if p == 1.0:   # everything dropped, as torch's x * 0 (no 1 / (1 - p)); a NaN input stays NaN, as there
+        return np.zeros(shape, dtype)
     size = math.prod(shape)
     bits = rng.bit_generator.random_raw((size + 1) // 2).view(np.uint32)[:size].reshape(shape)
     threshold = np.uint32(min(math.ceil(p * 2.0 ** 32), 2 ** 32 - 1))
@@ -150,4 +152,4 @@ class Dropout(Module):
         return dy if mask is None else dy * mask
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace=False"   # torch's repr (minirnn's Dropout is never in place)

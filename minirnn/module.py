@@ -65,13 +65,33 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 class Parameter:
-    """A trainable array. ``grad`` is None until a backward writes it (as in torch), then has ``data``'s shape and dtype."""
+    """A trainable array. ``grad`` is None until a backward writes it (as in torch), then has ``data``'s shape and dtype.
 
-    __slots__ = ("data", "grad")
+    ``requires_grad`` (default True), as torch's: a frozen parameter (``p.requires_grad = False`` or
+    ``p.requires_grad_(False)``) gets no gradient from backward (``grad`` stays as it is, None after ``zero_grad``),
+    so the optimizers, which skip parameters whose ``grad`` is None, leave it unchanged. The gradients of the
+    inputs still flow through it.
+    """
 
-    def __init__(self, data: np.ndarray) -> None:
+    __slots__ = ("data", "grad", "_requires_grad")
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = True) -> None:
         self.data = np.ascontiguousarray(data)
         self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self._requires_grad = _bool("requires_grad", value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Parameter":
+        """Set ``requires_grad`` in place and return the parameter, as ``torch.Tensor.requires_grad_``."""
+        self.requires_grad = requires_grad
+        return self
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -81,15 +101,64 @@ class Parameter:
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        """The number of elements, as ``torch.Tensor.numel``: ``sum(p.numel() for p in model.parameters())``."""
+        return int(self.data.size)
+
     def accumulate(self, g: np.ndarray) -> None:
-        """Add ``g`` into ``grad`` (gradients accumulate across backward calls, as torch's do)."""
+        """Add ``g`` into ``grad`` (gradients accumulate across backward calls, as torch's do); nothing when frozen."""
+        if not self._requires_grad:
+            return
         if self.grad is None:
             self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
         else:
             self.grad += g
 
     def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+        frozen = "" if self._requires_grad else ", requires_grad=False"
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}{frozen})"
+
+
+def _bool(name: str, value: Any) -> bool:
+    """Exactly True or False, as torch checks ``requires_grad`` (1, numpy bools and strings are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, got {value!r} of type {type(value).__name__}")
+    return value
+
+
+_DEVICE_NAMES = ("cpu", "cuda", "mps", "xpu", "meta", "hip", "xla", "vulkan", "ipu", "hpu", "mtia", "privateuseone")
+
+
+def _is_device(value: Any) -> bool:
+    """A device name ('cpu', 'cuda:0') or a torch.device (recognised by its type name: torch is not imported)."""
+    if type(value).__name__ == "device":
+        return True
+    return isinstance(value, str) and value.split(":")[0] in _DEVICE_NAMES
+
+
+def _check_device(value: Any) -> None:
+    if value is None:
+        return
+    if not _is_device(value):
+        raise TypeError(f"device: expected 'cpu' (or a torch.device), got {value!r}")
+    if str(value).split(":")[0] != "cpu":
+        raise ValueError(f"device: minirnn runs on the CPU only (NumPy arrays), got {str(value)!r}")
+
+
+def _target_dtype(value: Any) -> np.dtype:
+    """float32 or float64 from a NumPy dtype, a name ('float64'), a torch dtype (by name) or an array's dtype."""
+    from .checks import dtype_of
+
+    if isinstance(value, np.ndarray) or (hasattr(value, "dtype") and hasattr(value, "shape")):
+        value = value.dtype                             # .to(other_array), as torch's .to(tensor)
+    text = str(value)
+    if text.startswith("torch."):                       # torch.float64 -> "float64", without importing torch
+        value = {"torch.float": "float32", "torch.double": "float64"}.get(text, text[len("torch."):])
+    return dtype_of(value, "dtype")
 
 
 class Module:
@@ -157,32 +226,130 @@ class Module:
         for m in self.modules():
             m._cache.clear()
 
-    # ---- parameters and children -----------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    # ---- parameters and children (torch's iterators: a module or parameter shared under two names is listed once)
+    def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True
+                      ) -> Iterator[tuple[str, "Module"]]:
+        """``(name, module)`` for this module (name ``prefix``) and every descendant, depth first, as torch."""
+        if memo is None:
+            memo = set()
+        if self in memo:
+            return
+        if remove_duplicate:
+            memo.add(self)
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
             yield m
 
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """The direct sub-modules with their attribute names."""
+        seen: set = set()
+        for name, child in self._modules.items():
+            if child not in seen:
+                seen.add(child)
+                yield name, child
+
     def children(self) -> Iterator["Module"]:
-        yield from self._modules.values()
+        for _, child in self.named_children():
+            yield child
 
-    def named_parameters(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+                         ) -> Iterator[tuple[str, Parameter]]:
         """Every parameter with its dotted name; a parameter shared (tied) under several names is listed once
-        unless ``remove_duplicate=False`` (as torch; ``state_dict`` lists it under every name, as torch's does)."""
+        unless ``remove_duplicate=False`` (as torch; ``state_dict`` lists it under every name, as torch's does).
+        ``recurse=False``: only this module's own parameters."""
         seen: set[int] = set()
-        for mod_name, m in self.named_modules(prefix):
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for mod_name, m in mods:
             for name, p in m._parameters.items():
-                if not remove_duplicate or id(p) not in seen:
+                if id(p) in seen:
+                    continue
+                if remove_duplicate:
                     seen.add(id(p))
-                    yield (f"{mod_name}.{name}" if mod_name else name), p
+                yield (f"{mod_name}.{name}" if mod_name else name), p
 
-    def parameters(self) -> Iterator[Parameter]:
-        for _, p in self.named_parameters():
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
+
+    def apply(self, fn: Any) -> "Module":
+        """``fn(m)`` for every sub-module (children first, depth first) and then for this one; returns self, as torch.
+        E.g. ``model.apply(init_weights)``."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Freeze (False) or unfreeze every parameter (see ``Parameter.requires_grad``); returns self, as torch."""
+        requires_grad = _bool("requires_grad", requires_grad)
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    # ---- dtype and device -----------------------------------------------------------------------------------
+    def to(self, *args: Any, **kwargs: Any) -> "Module":
+        """Cast every parameter (and its ``grad``) to float32 or float64, in place, and return self, as torch.
+
+        Accepts torch's forms: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(array)`` (its dtype) and
+        the keywords ``device``, ``dtype``, ``non_blocking`` (ignored). A dtype is ``np.float64``, ``"float64"`` or
+        ``torch.float64``; float16 and integer dtypes are a TypeError. The only device is the CPU ('cpu' or
+        ``torch.device('cpu')``); any other is a ValueError. The ``Parameter`` objects stay the same (an optimizer
+        built before keeps working on them); every module's own ``dtype`` attribute follows, so the next forward
+        expects (and returns) the new dtype. Changing the dtype while a forward cache awaits its backward is a
+        RuntimeError (torch's graph would mix the two dtypes): call backward or ``clear_cache()`` first.
+        """
+        unknown = set(kwargs) - {"device", "dtype", "non_blocking", "memory_format", "copy"}
+        if unknown:
+            raise TypeError(f"to() got unexpected keyword argument(s) {sorted(unknown)}")
+        if len(args) > 3:
+            raise TypeError(f"to() takes at most 3 positional arguments (device, dtype, non_blocking), got {len(args)}")
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        rest = list(args)
+        if rest and (rest[0] is None or _is_device(rest[0])):
+            device = rest.pop(0)
+        if rest and not isinstance(rest[0], bool):
+            if dtype is not None:
+                raise TypeError("to() got the dtype twice (as an argument and as dtype=)")
+            dtype = rest.pop(0)
+        if rest and not isinstance(rest[0], bool):
+            raise TypeError(f"to(): expected a device, a dtype or an array, got {rest[0]!r}")
+        _check_device(device)
+        if dtype is None:
+            return self
+        return self._cast(_target_dtype(dtype))
+
+    def float(self) -> "Module":
+        """Cast every parameter to float32 (torch's ``Module.float``); returns self."""
+        return self._cast(np.dtype(np.float32))
+
+    def double(self) -> "Module":
+        """Cast every parameter to float64 (torch's ``Module.double``); returns self."""
+        return self._cast(np.dtype(np.float64))
+
+    def cpu(self) -> "Module":
+        """Returns self: minirnn's arrays are always in CPU memory (here so that torch code runs unchanged)."""
+        return self
+
+    def _cast(self, dtype: np.dtype) -> "Module":
+        mods = list(self.modules())
+        pending = sum(len(m._cache) for m in mods)
+        params = list(self.parameters())
+        if pending and any(p.data.dtype != dtype for p in params):
+            raise RuntimeError(f"{type(self).__name__}.to({dtype}): {pending} forward cache(s) still wait for their "
+                               "backward; call backward (or clear_cache()) before changing the dtype")
+        for p in params:
+            if p.data.dtype != dtype:
+                p.data = p.data.astype(dtype)
+                if p.grad is not None:
+                    p.grad = p.grad.astype(dtype)
+        for m in mods:
+            if isinstance(m.__dict__.get("dtype"), np.dtype):   # the layer's own dtype: what its forward expects
+                object.__setattr__(m, "dtype", dtype)
+        return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
@@ -267,13 +434,27 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
+        """The layer's own settings in its ``repr``, one line per item (torch's hook of the same name)."""
         return ""
 
     def __repr__(self) -> str:
-        lines = [f"{type(self).__name__}({self.extra_repr()}"]
-        for name, child in self._modules.items():
-            lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
-        return lines[0] + (")" if len(lines) == 1 else "\n" + "\n".join(lines[1:]) + "\n)")
+        """torch's format: ``Name(extra)``, or the extra lines and each ``(child): repr`` indented by two spaces."""
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): " + _addindent(repr(child), 2) for name, child in self._modules.items()]
+        lines = extra_lines + child_lines
+        body = ""
+        if len(extra_lines) == 1 and not child_lines:
+            body = extra_lines[0]
+        elif lines:
+            body = "\n  " + "\n  ".join(lines) + "\n"
+        return f"{type(self).__name__}({body})"
+
+
+def _addindent(text: str, spaces: int) -> str:
+    """Indent every line but the first by ``spaces`` (blank lines stay empty), as torch's ``_addindent``."""
+    first, *rest = text.split("\n")
+    return "\n".join([first] + [(" " * spaces + line) if line.strip() else "" for line in rest])
 
 
 class Sequential(Module):

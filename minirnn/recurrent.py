@@ -44,13 +44,14 @@ class _CellBase(Module):
                  dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         self.input_size = positive_int("input_size", input_size)
-        self.hidden_size = positive_int("hidden_size", hidden_size)
+        # hidden_size=0 is allowed, as torch's cells allow it: the state is (B, 0) and the weights are empty
+        self.hidden_size = checks.nonnegative_int("hidden_size", hidden_size)
         self.bias = checks.flag("bias", bias)
         self.nonlinearity = nonlinearity
         self.kernel = _kernel_for(self.mode, nonlinearity)
         self.dtype = dtype_of(dtype)
         g, G, H = init.resolve(rng), self.kernel.gates, self.hidden_size
-        k = 1.0 / math.sqrt(H)
+        k = 1.0 / math.sqrt(H) if H else 0.0
         self.weight_ih = Parameter(init.uniform(g, (G * H, input_size), k, self.dtype))
         self.weight_hh = Parameter(init.uniform(g, (G * H, H), k, self.dtype))
         self.bias_ih = Parameter(init.uniform(g, (G * H,), k, self.dtype)) if bias else None
@@ -77,10 +78,13 @@ class _CellBase(Module):
         checks.last_dim("input", x, self.input_size, "input_size")
         x2 = x if batched else x[None]
         B = x2.shape[0]
-        if B == 0:   # torch returns empty outputs; minirnn refuses an empty batch (see checks.py)
-            raise ValueError(f"input: expected at least one sequence (B >= 1) in (B, input_size), got shape {x.shape}")
         h0 = self._state("hx[0]" if self.kernel.has_cell else "hx", h, B, batched)
         c0 = self._state("hx[1]", c, B, batched) if self.kernel.has_cell else None
+        if B == 0 or self.hidden_size == 0:   # torch's empty results, without running the engine on empty arrays
+            self._save((_Empty(1, B, x.shape), batched))
+            h1 = np.zeros((B, self.hidden_size), self.dtype)
+            c1 = h1.copy() if self.kernel.has_cell else None
+            return (h1, c1, batched) if batched else (h1[0], None if c1 is None else c1[0], batched)
         _, h1, c1, tape = engine.forward(self.kernel, self._weights(), x2[None], h0, c0)
         self._save((tape, batched))
         if not batched:
@@ -93,6 +97,10 @@ class _CellBase(Module):
         dh = None if dh is None else self._state("dh", dh, B, batched)
         dc = None if dc is None else self._state("dc", dc, B, batched)
         self._pop()
+        if isinstance(tape, _Empty):
+            dx, dh0 = _empty_backward(self._params().values(), tape.x_shape, (B, self.hidden_size))
+            dc0 = dh0.copy() if self.kernel.has_cell else None
+            return (dx, dh0, dc0) if batched else (dx[0], dh0[0], None if dc0 is None else dc0[0])
         dX, dh0, dc0, grads = engine.backward(self.kernel, self._weights(), tape, None, dh, dc)
         _accumulate(self._params(), grads)
         dx = dX[0]
@@ -105,8 +113,28 @@ class _CellBase(Module):
         if not self.bias:
             s += ", bias=False"
         if self.mode == "RNN" and self.nonlinearity != "tanh":
-            s += f", nonlinearity={self.nonlinearity!r}"
+            s += f", nonlinearity={self.nonlinearity}"   # unquoted, as torch prints it
         return s
+
+
+class _Empty:
+    """The forward cache of a call on an empty batch (B = 0) or a zero-width cell (hidden_size = 0): torch returns
+    empty (or zero-width) results there and its backward gives empty input gradients and zero weight gradients;
+    minirnn does the same at the layer, without running the engine."""
+
+    def __init__(self, T: int, B: int, x_shape: tuple[int, ...]) -> None:
+        self.T, self.B, self.x_shape = T, B, x_shape
+
+
+def _empty_backward(params: Any, x_shape: tuple[int, ...], state_shape: tuple[int, ...]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Zero gradients for an ``_Empty`` forward: each parameter's grad gets zeros (torch's, not None)."""
+    dtype = None
+    for p in params:
+        if p is not None:
+            p.accumulate(np.zeros_like(p.data))
+            dtype = p.data.dtype
+    return np.zeros(x_shape, dtype), np.zeros(state_shape, dtype)
 
 
 class RNNCell(_CellBase):
@@ -230,6 +258,23 @@ class _TimeMap:
             dst[self.rev[t0:t0 + k], self.cols] += src[t0:t0 + k]
 
 
+_NOT_GIVEN: Any = object()
+
+
+def _no_proj_size(proj_size: Any) -> None:
+    """torch's RNN and GRU refuse the argument whenever it is passed (even 0), in these words."""
+    if proj_size is not _NOT_GIVEN:
+        raise ValueError(f"proj_size argument is only supported for LSTM, not RNN or GRU (got proj_size={proj_size!r})")
+
+
+def _strict_bool(name: str, value: Any) -> bool:
+    """torch 2.13's check of ``bias`` and ``batch_first`` on RNN/LSTM/GRU: exactly a bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__module__.replace('builtins', '')}"
+                        f"{'.' if type(value).__module__ != 'builtins' else ''}{type(value).__name__} ({value!r:.40})")
+    return value
+
+
 class _RNNBase(Module):
     mode = "RNN"
 
@@ -242,8 +287,9 @@ class _RNNBase(Module):
         self.num_layers = positive_int("num_layers", num_layers)
         self.nonlinearity = nonlinearity
         self.kernel = _kernel_for(self.mode, nonlinearity)
-        self.bias = checks.flag("bias", bias)
-        self.batch_first = checks.flag("batch_first", batch_first)
+        # torch 2.13 accepts exactly a bool here (1 and numpy bools are TypeErrors, in its words)
+        self.bias = _strict_bool("bias", bias)
+        self.batch_first = _strict_bool("batch_first", batch_first)
         self.dropout = check_dropout(dropout)
         if self.dropout > 0 and self.num_layers == 1:   # torch's warning, word for word, pointing at the caller
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
@@ -251,8 +297,6 @@ class _RNNBase(Module):
                           stacklevel=3)
         self.bidirectional = checks.flag("bidirectional", bidirectional)
         proj_size = checks.nonnegative_int("proj_size", proj_size)
-        if proj_size and self.mode != "LSTM":
-            raise ValueError(f"proj_size: only LSTM supports a projection, got proj_size={proj_size} for {self.mode}")
         if proj_size >= hidden_size and proj_size:
             raise ValueError(f"proj_size: expected less than hidden_size={hidden_size}, got {proj_size}")
         self.proj_size = int(proj_size)
@@ -326,13 +370,15 @@ class _RNNBase(Module):
         T, B, _ = X.shape
         if T == 0:   # as torch ("Expected sequence length to be larger than 0")
             raise ValueError(f"input: expected at least one time step (T >= 1) in {layout}, got shape {x.shape}")
-        if B == 0:   # torch returns empty outputs; minirnn refuses an empty batch (see checks.py)
-            raise ValueError(f"input: expected at least one sequence (B >= 1) in {layout}, got shape {x.shape}")
         if not batched and lengths is not None and np.ndim(lengths) == 0:
             lengths = [lengths]
         lens = self._lengths(lengths, T, B) if batched else self._lengths(lengths, T, 1)
         h0 = self._state("hx" if self.mode != "LSTM" else "h_0", h0, B, batched, self._out_size)
         c0 = self._state("c_0", c0, B, batched, self.hidden_size) if self.kernel.has_cell else None
+        if B == 0:   # an empty batch: torch's empty outputs (T, 0, D * P) and states (L * D, 0, P), no engine run
+            self._save(([_Empty(T, 0, x.shape)], None, _TimeMap(T, 0, None), batched, x.shape))
+            out = np.zeros((T, 0, self.num_directions * self._out_size), self.dtype)
+            return self._from_seq_first(out, batched), h0.copy(), None if c0 is None else c0.copy()
         tm = _TimeMap(T, B, lens)
         X, h0, c0 = tm.sort(X), tm.sort(h0), tm.sort(c0)
         keep_tape = is_grad_enabled()
@@ -464,6 +510,10 @@ class _RNNBase(Module):
         dh_n = None if dh_n is None else self._state("dh_n", dh_n, B, batched, P)
         dc_n = None if dc_n is None else self._state("dc_n", dc_n, B, batched, self.hidden_size)
         self._pop()
+        if isinstance(tapes[0], _Empty):
+            LD = self.num_layers * D
+            dx, dh0 = _empty_backward(self._parameters.values(), x_shape, (LD, 0, P))
+            return dx, dh0, np.zeros((LD, 0, self.hidden_size), self.dtype) if self.kernel.has_cell else None
         dout, dh_n, dc_n = tm.sort(dout), tm.sort(dh_n), tm.sort(dc_n)
         dh0 = np.zeros((self.num_layers * D, B, P), dtype=self.dtype)
         dc0 = np.zeros((self.num_layers * D, B, self.hidden_size), dtype=self.dtype) if self.kernel.has_cell else None
@@ -480,13 +530,14 @@ class _RNNBase(Module):
         return dx, dh0, dc0
 
     def extra_repr(self) -> str:
+        """torch's items in torch's order; ``nonlinearity`` (which torch's RNN repr leaves out) is added last."""
         s = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("proj_size", 0)):
+        for name, default in (("proj_size", 0), ("num_layers", 1), ("bias", True), ("batch_first", False),
+                              ("dropout", 0.0), ("bidirectional", False)):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         if self.mode == "RNN" and self.nonlinearity != "tanh":
-            s += f", nonlinearity={self.nonlinearity!r}"
+            s += f", nonlinearity={self.nonlinearity}"
         return s
 
 
@@ -506,7 +557,9 @@ class RNN(_RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+                 dtype=np.float32, rng: np.random.Generator | int | None = None, *, proj_size: Any = _NOT_GIVEN
+                 ) -> None:
+        _no_proj_size(proj_size)
         super().__init__(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
                          bidirectional, 0, dtype, rng)
 
@@ -528,7 +581,9 @@ class GRU(RNN):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 dtype=np.float32, rng: np.random.Generator | int | None = None) -> None:
+                 dtype=np.float32, rng: np.random.Generator | int | None = None, *, proj_size: Any = _NOT_GIVEN
+                 ) -> None:
+        _no_proj_size(proj_size)
         _RNNBase.__init__(self, input_size, hidden_size, num_layers, "tanh", bias, batch_first, dropout,
                           bidirectional, 0, dtype, rng)
 

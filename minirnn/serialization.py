@@ -41,11 +41,16 @@ with ``allow_pickle=False``:
 
 Loading
 -------
-``ckpt = minirnn.load(path)`` returns ``Checkpoint(state_dict, metadata, config, format_version)``, a namedtuple:
-``state_dict`` is an OrderedDict of arrays for a module or a flat state dict and the rebuilt nested object
-otherwise. Loading never unpickles, imports or runs anything named in the file. A file that is not a minirnn
-checkpoint (a truncated or corrupted file, a plain ``.npz``, a ``.npy``, a pickle, a file from a newer format
-version) is refused with a ValueError naming the file; a missing file is a FileNotFoundError.
+``minirnn.load(path)`` gives back what ``save`` was given, as ``torch.load`` does: the state dict (an OrderedDict of
+arrays) for a saved state dict *and for a saved Module* (so ``model.load_state_dict(minirnn.load(path))`` works
+either way), the rebuilt nested object (``{"model": ..., "optim": ..., "epoch": 3}``) otherwise.
+``minirnn.load_checkpoint(path)`` returns everything the file holds, ``Checkpoint(state_dict, metadata, config,
+format_version, training)``, a namedtuple (``training``: each module's train/eval mode, by name, for a saved
+Module). ``minirnn.load_module(path)`` rebuilds a saved Module, weights and train/eval mode as they were saved.
+Loading never unpickles, imports or runs anything named in the file. A file that is not a minirnn checkpoint
+(a truncated or corrupted file, a plain ``.npz``, a ``.npy``, a pickle, a file from a newer format version) is
+refused with a ValueError naming the file; a PyTorch file (``torch.save``'s zip or legacy format) is refused
+with one that points to ``minirnn.load_torch``; a missing file is a FileNotFoundError.
 
 Configuration
 -------------
@@ -54,7 +59,8 @@ for minirnn's layers (``Sequential`` adds ``"children": [configs]``). A model of
 ``get_config()`` method returning its JSON-able constructor keyword arguments; without one its config has
 ``"args": null`` and the checkpoint still stores its weights. ``module_from_config(config, classes={"MyModel":
 MyModel})`` builds the layer (``classes`` names the user classes allowed: nothing is imported by name) and
-``ckpt.build(classes)`` / ``load_module(path, classes)`` build it and load the weights (strict).
+``load_checkpoint(path).build(classes)`` / ``load_module(path, classes)`` build it, load the weights (strict) and
+set each module's train/eval mode as saved.
 
 PyTorch interop (names unchanged, torch is never imported here)
 ---------------------------------------------------------------
@@ -87,12 +93,15 @@ _STORABLE_KINDS = "biufc"   # bool, signed and unsigned integers, floats, comple
 
 
 class Checkpoint(NamedTuple):
-    """What ``load`` returns. ``build(classes)`` rebuilds the module from ``config`` and loads the weights."""
+    """What ``load_checkpoint`` returns. ``build(classes)`` rebuilds the module from ``config``, loads the weights
+    and restores each module's train/eval mode (``training``: {module name: bool}, None in files written before
+    modes were saved, which then build in training mode, a new module's default)."""
 
     state_dict: Any
     metadata: dict
     config: dict | None
     format_version: int
+    training: dict | None = None
 
     def build(self, classes: Mapping[str, type] | None = None) -> Module:
         if self.config is None:
@@ -100,6 +109,10 @@ class Checkpoint(NamedTuple):
                              "(it was saved from a state dict, not a Module)")
         m = module_from_config(self.config, classes)
         m.load_state_dict(self.state_dict)
+        if self.training is not None:
+            for name, sub in m.named_modules():
+                if name in self.training:
+                    object.__setattr__(sub, "training", self.training[name])
         return m
 
 
@@ -345,9 +358,10 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     meta = _jsonable(metadata, "metadata")
-    config = None
+    config = training = None
     if isinstance(obj, Module):
         kind, config, state = "module", module_config(obj), obj.state_dict()
+        training = {name: bool(m.training) for name, m in obj.named_modules()}   # restored by load_module
     elif isinstance(obj, Mapping):
         kind, state = ("state_dict" if _is_flat_state_dict(obj) else "tree"), obj
     else:
@@ -371,7 +385,7 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
 
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "minirnn_version": __version__, "kind": kind,
-        "config": config, "metadata": meta, "structure": structure,
+        "config": config, "metadata": meta, "structure": structure, "training": training,
         "arrays": [[name, list(a.shape), a.dtype.str] for name, a in flat.arrays.items()],
     }
     members: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -405,9 +419,37 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
 
 
 # ---- loading ------------------------------------------------------------------------------------------------------
-def load(path: str | os.PathLike) -> Checkpoint:
+def load(path: str | os.PathLike) -> Any:
+    """What ``save`` was given, as ``torch.load``: a state dict (also for a saved Module: its ``state_dict()``), or
+    the nested state. ``model.load_state_dict(minirnn.load(path))`` is the idiom; ``load_checkpoint`` has the
+    metadata, configuration and modes too. Never unpickles; a file that is not a complete minirnn checkpoint is a
+    ValueError naming it (a PyTorch file: one that says to read it with ``minirnn.load_torch``)."""
+    return load_checkpoint(path).state_dict
+
+
+# The first bytes of torch.save's legacy (non-zip) format: pickle protocol 2, then its magic number as a long.
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _torch_file(path: str) -> str | None:
+    """Which of torch.save's formats ``path`` is in (a zip holding a ``data.pkl``, or the legacy pickle), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_TORCH_LEGACY_MAGIC))
+        if head == _TORCH_LEGACY_MAGIC:
+            return "torch.save's legacy (pre-1.6) format"
+        if head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                if any(n == "data.pkl" or n.endswith("/data.pkl") for n in zf.namelist()):
+                    return "torch.save's zip format"
+    except Exception:   # unreadable or corrupted: not recognisably torch's; the checks in load report it
+        pass
+    return None
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by ``save`` (never unpickles). Returns ``Checkpoint(state_dict, metadata, config,
-    format_version)``; a file that is not a complete minirnn checkpoint is a ValueError naming it."""
+    format_version, training)``; a file that is not a complete minirnn checkpoint is a ValueError naming it."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
@@ -419,6 +461,11 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise FileNotFoundError(f"load {path!r}: no such file")
     if os.path.isdir(path):
         raise IsADirectoryError(f"load {path!r}: is a directory")
+    torch_format = _torch_file(path)
+    if torch_format is not None:
+        raise ValueError(f"load {path!r}: this is a PyTorch file ({torch_format}), not a minirnn checkpoint; "
+                         "read it with minirnn.load_torch(path) (or torch.load, then "
+                         "minirnn.from_torch_state_dict)")
     # Everything below parses untrusted bytes: any failure (zipfile, zlib, the .npy header, JSON, a header that
     # does not match its arrays) means "not a valid checkpoint"; only a refused permission or memory is passed on.
     try:
@@ -504,7 +551,14 @@ def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
     config = header.get("config")
     if not isinstance(metadata, dict) or not (config is None or isinstance(config, dict)):
         raise refuse("the header's metadata or config is malformed")
-    return Checkpoint(state, metadata, config, version)
+    training = header.get("training")
+    if training is not None and not (isinstance(training, dict)
+                                     and all(isinstance(v, bool) for v in training.values())):
+        raise refuse("the header's train/eval modes are malformed")
+    return Checkpoint(state, metadata, config, version, training)
+
+
 def load_module(path: str | os.PathLike, classes: Mapping[str, type] | None = None) -> Module:
-    """``load(path).build(classes)``: rebuild a saved Module from its configuration and load its weights."""
-    return load(path).build(classes)
+    """``load_checkpoint(path).build(classes)``: rebuild a saved Module from its configuration, load its weights and
+    set each module's train/eval mode as it was when saved (``torch.load`` of a pickled module keeps it too)."""
+    return load_checkpoint(path).build(classes)

@@ -93,10 +93,10 @@ def expect(area: str, fn, types, names, module: minirnn.Module | None = None):
 
 
 # ---- strategies for bad values ----------------------------------------------------------------------------------
-def bad_sizes():
-    """(value, expected exception) for an argument that must be a positive int."""
+def bad_sizes(zero_ok: bool = False):
+    """(value, expected exception) for an argument that must be a positive int (a non-negative one: ``zero_ok``)."""
     return st.one_of(
-        st.integers(max_value=0).map(lambda v: (v, ValueError)),
+        st.integers(max_value=-1 if zero_ok else 0).map(lambda v: (v, ValueError)),
         st.floats(allow_nan=True, allow_infinity=True).map(lambda v: (v, TypeError)),
         st.integers(1, 9).map(lambda v: (float(v), TypeError)),
         st.integers(1, 9).map(lambda v: (np.float32(v), TypeError)),
@@ -117,8 +117,8 @@ def bad_flags():
 
 def bad_probabilities():
     return st.one_of(
-        st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 <= v < 1).map(lambda v: (v, ValueError)),
-        st.integers().filter(lambda v: v != 0).map(lambda v: (v, ValueError)),
+        st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0 <= v <= 1).map(lambda v: (v, ValueError)),
+        st.integers().filter(lambda v: v not in (0, 1)).map(lambda v: (v, ValueError)),   # [0, 1], as torch
         st.sampled_from(["0.5", None, [0.5], True, False, 0.5j]).map(lambda v: (v, TypeError)),
     )
 
@@ -151,6 +151,8 @@ SIZE_ARGS = [
     (minirnn.Linear, dict(in_features=3, out_features=4), ("in_features", "out_features")),
     (minirnn.Embedding, dict(num_embeddings=5, embedding_dim=4), ("num_embeddings", "embedding_dim")),
 ]
+# torch's cells take hidden_size=0 (a (B, 0) state); its RNN/LSTM/GRU refuse it, as minirnn's do
+ZERO_OK = {(minirnn.RNNCell, "hidden_size"), (minirnn.GRUCell, "hidden_size"), (minirnn.LSTMCell, "hidden_size")}
 FLAG_ARGS = [(minirnn.RNN, ("bias", "batch_first", "bidirectional")), (minirnn.GRU, ("bias", "batch_first",
               "bidirectional")), (minirnn.LSTM, ("bias", "batch_first", "bidirectional")), (minirnn.RNNCell, ("bias",)),
              (minirnn.GRUCell, ("bias",)), (minirnn.LSTMCell, ("bias",)), (minirnn.Linear, ("bias",))]
@@ -160,7 +162,7 @@ FLAG_ARGS = [(minirnn.RNN, ("bias", "batch_first", "bidirectional")), (minirnn.G
 def test_constructor_sizes_flags_probabilities_dtypes(data):
     for cls, base, size_args in SIZE_ARGS:
         for arg in size_args:
-            value, exc = data.draw(bad_sizes(), label=f"{cls.__name__}.{arg}")
+            value, exc = data.draw(bad_sizes((cls, arg) in ZERO_OK), label=f"{cls.__name__}.{arg}")
             expect("constructors", lambda: cls(**{**base, arg: value}), exc, arg)
         dtype = data.draw(bad_dtypes(), label=f"{cls.__name__}.dtype")
         expect("constructors", lambda: cls(**base, dtype=dtype), TypeError, "dtype")
@@ -187,6 +189,9 @@ def test_constructor_sizes_flags_probabilities_dtypes(data):
                                     st.sampled_from([(True, TypeError), ("1", TypeError), (None, TypeError)])),
                           label="proj_size")
     expect("constructors", lambda: minirnn.LSTM(3, H, proj_size=proj), exc, "proj_size")
+    for cls in (minirnn.RNN, minirnn.GRU):   # torch: "proj_size argument is only supported for LSTM", any value
+        expect("constructors", lambda: cls(3, H, proj_size=data.draw(st.sampled_from([0, 1, H, -1, None]),
+                                                                      label="RNN proj_size")), ValueError, "proj_size")
     n = data.draw(st.integers(1, 8), label="num_embeddings")
     pad, exc = data.draw(st.one_of(st.integers().filter(lambda v: not -n <= v < n).map(lambda v: (v, ValueError)),
                                    st.floats().map(lambda v: (v, TypeError)),
@@ -254,8 +259,11 @@ def test_sequence_layer_forward(setup, data):
     # the input: rank, features, dtype, kind, empty
     bad_shape = _perturb_shape(data, x.shape, "input shape")
     assume(bad_shape != x.shape)
-    wrong_T_or_B = len(bad_shape) == x.ndim and bad_shape[-1] == x.shape[-1]
-    if not (wrong_T_or_B and 0 not in bad_shape):      # other T or B are legal sizes, 0 is not
+    t_axis = 1 if (batched and cfg["batch_first"]) else 0
+    # legal: any (T, B, I) with T >= 1 (B = 0 too, as torch) and any unbatched (T, I) with T >= 1
+    bad_t_axis = 1 if (len(bad_shape) == 3 and cfg["batch_first"]) else 0
+    legal = len(bad_shape) in (2, 3) and bad_shape[-1] == x.shape[-1] and bad_shape[bad_t_axis] != 0
+    if not legal:
         expect(area, lambda: run(np.zeros(bad_shape, dt)), ValueError, "input", m)
     expect(area, lambda: run(x.astype(data.draw(st.sampled_from(INT_DTYPES + [np.bool_]), label="int dtype"))),
            TypeError, "input", m)
@@ -265,14 +273,10 @@ def test_sequence_layer_forward(setup, data):
            TypeError, "input", m)
     expect(area, lambda: run(data.draw(non_arrays(), label="non-array")), TypeError, "input", m)
     expect(area, lambda: run(np.array([["a"] * x.shape[-1]] * 2)), TypeError, "input", m)
-    t_axis = 1 if (batched and cfg["batch_first"]) else 0
     empty = list(x.shape)
     empty[t_axis] = 0
-    expect(area, lambda: run(np.zeros(empty, dt)), ValueError, "input", m)
-    if batched:
-        empty = list(x.shape)
-        empty[1 - t_axis] = 0
-        expect(area, lambda: run(np.zeros(empty, dt)), ValueError, "input", m)
+    expect(area, lambda: run(np.zeros(empty, dt)), ValueError, "input", m)   # T = 0: torch refuses it too
+    # (an empty batch, B = 0, gives torch's empty outputs: tests/test_torch_edge_cases.py)
     # the initial state
     expect(area, lambda: run(h=np.zeros(_perturb_shape(data, hshape, "h shape"), dt)), ValueError, h_names, m)
     expect(area, lambda: run(h=np.zeros(hshape, data.draw(st.sampled_from(INT_DTYPES + wrong_float_for(dt)),
@@ -352,7 +356,7 @@ def test_cells(mode, I, H, B, batched, dt, data):
         return cell(inp, hx)
 
     bad = _perturb_shape(data, x.shape, "input shape")
-    if not (len(bad) == x.ndim and bad[-1] == I and 0 not in bad):
+    if not (len(bad) in (1, 2) and bad[-1] == I):   # (B, I) with any B (0 too, as torch) and (I,) are legal
         expect(area, lambda: run(np.zeros(bad, dt)), ValueError, "input", cell)
     expect(area, lambda: run(x.astype(data.draw(st.sampled_from(INT_DTYPES + [np.bool_, np.complex128] +
                                                                 wrong_float_for(dt)), label="dtype"))),

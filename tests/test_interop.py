@@ -59,7 +59,7 @@ def test_state_dicts_cross_both_ways_through_a_checkpoint(tmp_path, make_torch, 
     assert list(ours.state_dict()) == list(tm.state_dict())           # the same names, in the same order
     # torch -> file -> minirnn
     minirnn.save(minirnn.from_torch_state_dict(tm.state_dict()), tmp_path / "t.npz", source="torch")
-    ours.load_state_dict(minirnn.load(tmp_path / "t.npz").state_dict)
+    ours.load_state_dict(minirnn.load(tmp_path / "t.npz"))
     (x,) = _inputs(ours, np.random.default_rng(0))
     with minirnn.no_grad(), torch.no_grad():
         mine = _first(ours(x))
@@ -104,7 +104,7 @@ def test_the_interop_example_runs_inference_without_torch(tmp_path):
     for cell in ("gru", "lstm"):
         state = minirnn.load_torch(tmp_path / f"{cell}_classifier.pt")          # torch.save's own file
         assert list(state)[0] == "rnn.weight_ih_l0"
-        ckpt = minirnn.load(tmp_path / f"{cell}_classifier.npz")
+        ckpt = minirnn.load_checkpoint(tmp_path / f"{cell}_classifier.npz")
         assert ckpt.metadata["cell"] == cell and all(np.array_equal(state[k], v) for k, v in ckpt.state_dict.items())
         assert os.path.exists(tmp_path / f"{cell}_classifier.onnx") == served
 

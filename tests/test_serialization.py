@@ -41,7 +41,7 @@ def _same_state(a, b):
 def test_module_round_trip_rebuilds_the_layer(tmp_path, layer):
     path = tmp_path / "m.npz"
     minirnn.save(layer, path, epoch=7, note="hello", losses=[1.5, 0.25])
-    ckpt = minirnn.load(path)
+    ckpt = minirnn.load_checkpoint(path)
     assert ckpt.format_version == serialization.FORMAT_VERSION
     assert ckpt.metadata == {"epoch": 7, "note": "hello", "losses": [1.5, 0.25]}
     _same_state(layer.state_dict(), ckpt.state_dict)
@@ -84,7 +84,7 @@ def test_flat_state_dict_round_trip_keeps_order_and_dtypes(tmp_path):
           "count": np.array([1, 2], dtype=np.int64), "flags": np.array([True, False]),
           "scalar": np.array(3.5, dtype=np.float32), "__minirnn__x": np.zeros(1), "dots.and/slash": np.ones((1, 1))}
     minirnn.save(sd, tmp_path / "sd.npz")
-    back = minirnn.load(tmp_path / "sd.npz")
+    back = minirnn.load_checkpoint(tmp_path / "sd.npz")
     assert back.config is None and back.metadata == {}
     _same_state(sd, back.state_dict)
     assert back.state_dict["scalar"].shape == ()
@@ -108,7 +108,7 @@ def test_optimizer_state_round_trip_resumes_identically(tmp_path):
     minirnn.save({"model": model.state_dict(), "optim": opt.state_dict(), "epoch": 3}, tmp_path / "ckpt.npz", run="a")
     with np.load(tmp_path / "ckpt.npz") as npz:   # the documented key scheme: the path of keys joined by "/"
         assert "optim/state/0/exp_avg" in npz.files and "model/0.weight" in npz.files
-    ckpt = minirnn.load(tmp_path / "ckpt.npz")
+    ckpt = minirnn.load_checkpoint(tmp_path / "ckpt.npz")
     assert ckpt.metadata == {"run": "a"} and ckpt.state_dict["epoch"] == 3
     saved = opt.state_dict()
     loaded = ckpt.state_dict["optim"]
@@ -128,7 +128,7 @@ def test_nested_state_types_survive(tmp_path):
     state = {"ints": {0: np.ones(2), 7: [1, 2.5, "x", None, True]}, "t": (np.float32(1.25), np.int64(3)),
              "a/b": np.zeros(2), "a": {"b": np.ones(2)}, "": np.full(1, 4.0), "e": [], "d": {}}
     minirnn.save(state, tmp_path / "t.npz")
-    back = minirnn.load(tmp_path / "t.npz").state_dict
+    back = minirnn.load(tmp_path / "t.npz")
     assert back["ints"][7] == [1, 2.5, "x", None, True]
     assert isinstance(back["t"], tuple) and back["t"][0] == np.float32(1.25) and back["t"][0].dtype == np.float32
     assert back["t"][1].dtype == np.int64
@@ -147,7 +147,7 @@ def test_nonfinite_parameters_are_refused_and_nothing_is_written(tmp_path, bad):
     assert "nothing was written" in str(e.value)
     assert os.listdir(tmp_path) == []
     minirnn.save(m, path, allow_nonfinite=True)
-    back = minirnn.load(path).state_dict["weight_hh_l0"]
+    back = minirnn.load_checkpoint(path).state_dict["weight_hh_l0"]
     assert back[1, 2] == bad or (np.isnan(bad) and np.isnan(back[1, 2]))
 
 
@@ -213,7 +213,7 @@ def test_truncated_files_are_refused_naming_the_file(tmp_path):
 def test_corrupted_bytes_are_refused_or_harmless(tmp_path):
     good = _good_file(tmp_path)
     data = good.read_bytes()
-    reference = minirnn.load(good)
+    reference = minirnn.load_checkpoint(good)
     bad = tmp_path / "flip.npz"
     refused = 0
     for pos in range(0, len(data), 7):
@@ -221,7 +221,7 @@ def test_corrupted_bytes_are_refused_or_harmless(tmp_path):
         flipped[pos] ^= 0x5A
         bad.write_bytes(bytes(flipped))
         try:
-            ckpt = minirnn.load(bad)
+            ckpt = minirnn.load_checkpoint(bad)
         except ValueError as e:
             assert "flip.npz" in str(e)
             refused += 1
@@ -346,11 +346,11 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     monkeypatch.undo()
     assert path.read_bytes() == before                    # the old checkpoint is intact ...
     assert os.listdir(tmp_path) == ["model.npz"]          # ... and no temporary file is left behind
-    ckpt = minirnn.load(path)
+    ckpt = minirnn.load_checkpoint(path)
     assert ckpt.metadata == {"version": 1}
     _same_state(old.state_dict(), ckpt.state_dict)
     minirnn.save(new, path, version=2)                     # and the next save works
-    assert minirnn.load(path).metadata == {"version": 2}
+    assert minirnn.load_checkpoint(path).metadata == {"version": 2}
 
 
 def test_save_fsyncs_file_and_directory_then_replaces(tmp_path, monkeypatch):
@@ -397,7 +397,7 @@ class Plain(minirnn.Module):
 
 def test_user_models_with_and_without_get_config(tmp_path):
     minirnn.save(Tagger(7, 5), tmp_path / "t.npz")
-    ckpt = minirnn.load(tmp_path / "t.npz")
+    ckpt = minirnn.load_checkpoint(tmp_path / "t.npz")
     assert ckpt.config == {"class": "Tagger", "module": __name__, "args": {"vocab": 7, "hidden": 5}}
     with pytest.raises(ValueError, match="Tagger.*classes="):
         ckpt.build()
@@ -405,7 +405,7 @@ def test_user_models_with_and_without_get_config(tmp_path):
     _same_state(Tagger(7, 5).state_dict(), model.state_dict())
 
     minirnn.save(Plain(), tmp_path / "p.npz")
-    ckpt = minirnn.load(tmp_path / "p.npz")
+    ckpt = minirnn.load_checkpoint(tmp_path / "p.npz")
     assert ckpt.config["args"] is None
     with pytest.raises(ValueError, match="no constructor arguments"):
         ckpt.build({"Plain": Plain})
@@ -413,7 +413,7 @@ def test_user_models_with_and_without_get_config(tmp_path):
     fresh.load_state_dict(ckpt.state_dict)     # the weights are there all the same
     minirnn.save(Plain().state_dict(), tmp_path / "sd.npz")
     with pytest.raises(ValueError, match="no layer configuration"):
-        minirnn.load(tmp_path / "sd.npz").build()
+        minirnn.load_checkpoint(tmp_path / "sd.npz").build()
 
 
 # ---- load_state_dict -------------------------------------------------------------------------------------------
