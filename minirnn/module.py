@@ -52,6 +52,13 @@ class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
 
+    def __repr__(self) -> str:   # torch's, so that a printed strict load reads the same
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"IncompatibleKeys(missing_keys={self.missing_keys!r}, unexpected_keys={self.unexpected_keys!r})"
+
+    __str__ = __repr__
+
 
 def _to_numpy(value: Any) -> np.ndarray:
     """A NumPy array from an array, a list, or a torch tensor (``.detach().cpu().numpy()``), without importing torch."""
@@ -153,7 +160,8 @@ def _target_dtype(value: Any) -> np.dtype:
     """float32 or float64 from a NumPy dtype, a name ('float64'), a torch dtype (by name) or an array's dtype."""
     from .checks import dtype_of
 
-    if isinstance(value, np.ndarray) or (hasattr(value, "dtype") and hasattr(value, "shape")):
+    if isinstance(value, np.ndarray) or (not isinstance(value, type) and hasattr(value, "dtype")
+                                         and hasattr(value, "shape")):
         value = value.dtype                             # .to(other_array), as torch's .to(tensor)
     text = str(value)
     if text.startswith("torch."):                       # torch.float64 -> "float64", without importing torch

@@ -81,7 +81,7 @@ class _CellBase(Module):
         h0 = self._state("hx[0]" if self.kernel.has_cell else "hx", h, B, batched)
         c0 = self._state("hx[1]", c, B, batched) if self.kernel.has_cell else None
         if B == 0 or self.hidden_size == 0:   # torch's empty results, without running the engine on empty arrays
-            self._save((_Empty(1, B, x.shape), batched))
+            self._save((_Empty(1, B, x2.shape), batched))
             h1 = np.zeros((B, self.hidden_size), self.dtype)
             c1 = h1.copy() if self.kernel.has_cell else None
             return (h1, c1, batched) if batched else (h1[0], None if c1 is None else c1[0], batched)

@@ -276,7 +276,7 @@ def test_sequence_layer_forward(setup, data):
     empty = list(x.shape)
     empty[t_axis] = 0
     expect(area, lambda: run(np.zeros(empty, dt)), ValueError, "input", m)   # T = 0: torch refuses it too
-    # (an empty batch, B = 0, gives torch's empty outputs: tests/test_torch_edge_cases.py)
+    # (an empty batch, B = 0, gives torch's empty outputs: tests/test_torch_habits.py)
     # the initial state
     expect(area, lambda: run(h=np.zeros(_perturb_shape(data, hshape, "h shape"), dt)), ValueError, h_names, m)
     expect(area, lambda: run(h=np.zeros(hshape, data.draw(st.sampled_from(INT_DTYPES + wrong_float_for(dt)),
