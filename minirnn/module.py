@@ -367,8 +367,12 @@ class Module:
                 p.grad.fill(0)
 
     def train(self, mode: bool = True) -> "Module":
+        """Training mode (False: evaluation) for this module and every descendant; returns self, as torch.
+        ``mode`` must be a bool, as torch checks it (``train("False")`` would otherwise mean True)."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r} of type {type(mode).__name__}")
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> "Module":

@@ -515,3 +515,33 @@ def test_clip_grad_value_matches_torch(dtype):
         assert p.grad.dtype == dtype
         assert rel_err(p.grad, t.grad.numpy()) == 0.0
     assert np.nanmax(np.abs(ours[0].grad)) == np.float32(0.75)
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1)),
+                                      ("Adam", dict(lr=0.05, weight_decay=0.1)), ("AdamW", dict(lr=0.05)),
+                                      ("Adagrad", dict(lr=0.1, weight_decay=0.1)),
+                                      ("RMSprop", dict(lr=0.01, momentum=0.9, weight_decay=0.1))])
+def test_frozen_parameters_are_left_alone_as_torch_leaves_them(name, kw):
+    """``requires_grad = False``: backward leaves ``grad`` None, so the step skips the parameter entirely (no weight
+    decay, no state), as torch's optimizers do (they skip every parameter whose grad is None)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    lin = minirnn.Linear(3, 2, dtype=np.float64, rng=0)
+    tlin = torch.nn.Linear(3, 2).double()
+    tlin.load_state_dict({k: torch.from_numpy(v) for k, v in lin.state_dict().items()})
+    lin.weight.requires_grad = False
+    tlin.weight.requires_grad = False
+    frozen = lin.weight.data.copy()
+    opt, topt = getattr(minirnn, name)(lin.parameters(), **kw), getattr(torch.optim, name)(tlin.parameters(), **kw)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3))
+        opt.zero_grad()
+        topt.zero_grad()
+        lin.backward(lin(x))                                  # loss = sum(y^2) / 2
+        (tlin(torch.from_numpy(x)) ** 2).sum().div(2).backward()
+        assert lin.weight.grad is None and tlin.weight.grad is None
+        opt.step()
+        topt.step()
+    assert lin.weight.data.tobytes() == frozen.tobytes()
+    assert len(opt.state) == len(topt.state) == (2 if name == "Adagrad" else 1)   # Adagrad's state is eager
+    assert rel_err(lin.bias.data, tlin.bias.detach().numpy()) < TOL[np.float64]

@@ -584,3 +584,15 @@ def test_bias_and_batch_first_types_are_checked_as_torch_checks_them():
     assert mr.GRU(3, 4, bidirectional=1).bidirectional is True and torch.nn.GRU(3, 4, bidirectional=1).bidirectional
     with pytest.raises(TypeError, match="bidirectional"):
         mr.GRU(3, 4, bidirectional="False")
+
+
+def test_train_takes_a_bool_as_torch():
+    torch = _torch()
+    ours, theirs = mr.Linear(2, 2), torch.nn.Linear(2, 2)
+    for bad in (1, 0, "False", None, np.True_):
+        with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+            theirs.train(bad)
+        with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+            ours.train(bad)
+    assert ours.training is True
+    assert ours.train(False) is ours and ours.training is False and ours.eval() is ours
