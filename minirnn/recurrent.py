@@ -3,6 +3,10 @@
 Names, shapes, defaults and parameter names follow torch.nn. Beyond torch, and said where it applies:
 ``nonlinearity='sigmoid'`` (the classic Elman SRN) and ``lengths=`` on the sequence layers (the semantics of
 ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> layer -> ``pad_packed_sequence(total_length=T)``).
+Edge cases as torch 2.13 answers them: an empty batch (B = 0) gives empty outputs and states, and its backward
+empty input gradients and zero parameter gradients; the cells take ``hidden_size=0`` (the sequence layers refuse
+it, as torch's do); ``proj_size`` passed to RNN or GRU is a ValueError; ``dropout`` is in [0, 1] (1 zeroes every
+layer's output but the last); ``bias`` and ``batch_first`` of the sequence layers must be bools.
 """
 from __future__ import annotations
 

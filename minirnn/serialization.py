@@ -463,9 +463,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise IsADirectoryError(f"load {path!r}: is a directory")
     torch_format = _torch_file(path)
     if torch_format is not None:
-        raise ValueError(f"load {path!r}: this is a PyTorch file ({torch_format}), not a minirnn checkpoint; "
-                         "read it with minirnn.load_torch(path) (or torch.load, then "
-                         "minirnn.from_torch_state_dict)")
+        how = ("read it with minirnn.load_torch(path) (or torch.load, then minirnn.from_torch_state_dict)"
+               if "zip" in torch_format else
+               "minirnn.load_torch(path) reads torch's zip format: re-save it with torch >= 1.6 "
+               "(torch.save(torch.load(path), path)), then read it with minirnn.load_torch(path)")
+        raise ValueError(f"load {path!r}: this is a PyTorch file ({torch_format}), not a minirnn checkpoint; {how}")
     # Everything below parses untrusted bytes: any failure (zipfile, zlib, the .npy header, JSON, a header that
     # does not match its arrays) means "not a valid checkpoint"; only a refused permission or memory is passed on.
     try:
