@@ -274,8 +274,10 @@ def _no_proj_size(proj_size: Any) -> None:
 def _strict_bool(name: str, value: Any) -> bool:
     """torch 2.13's check of ``bias`` and ``batch_first`` on RNN/LSTM/GRU: exactly a bool."""
     if not isinstance(value, bool):
-        raise TypeError(f"{name} should be of type bool, got: {type(value).__module__.replace('builtins', '')}"
-                        f"{'.' if type(value).__module__ != 'builtins' else ''}{type(value).__name__} ({value!r:.40})")
+        kind = type(value).__name__
+        if type(value).__module__ != "builtins":
+            kind = f"{type(value).__module__}.{kind}"   # numpy.bool, not torch's ambiguous "bool"
+        raise TypeError(f"{name} should be of type bool, got: {kind} ({value!r:.40})")
     return value
 
 
