@@ -1,5 +1,6 @@
 """minirnn: recurrent networks in pure NumPy with hand-written forward and backward passes."""
-from .data import Batch, SequenceBatcher, Vocab, fold_to_ascii, pad_sequences, read_name_csv, split_text, stream_batches
+from .data import (Batch, DataLoader, SequenceBatcher, TensorDataset, Vocab, fold_to_ascii, pad_sequences, read_name_csv,
+                   split_text, stream_batches)
 from .direction_process import get_direction_processes, set_direction_processes
 from .gradcheck import GradcheckReport, gradcheck
 from .init import manual_seed

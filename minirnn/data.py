@@ -9,6 +9,8 @@ minirnn model and its PyTorch twin (``benchmarks/``) index for index.
     pad_sequences       list of index sequences -> (B, T) padded array + (B,) lengths
     unpad_sequences     the inverse: padded array + lengths -> list of sequences (torch's unpad_sequence)
     SequenceBatcher     seeded, shuffled mini-batches of padded sequences with lengths and targets
+    TensorDataset, DataLoader   torch.utils.data's names for in-memory arrays: equal-length arrays indexed
+                        together, and seeded (shuffled) mini-batches of them
     read_name_csv       the course's gzip CSV (rows ``name,language``, no header)
     split_text, stream_batches   a long token stream for truncated-BPTT language models
 
@@ -30,7 +32,7 @@ import numpy as np
 
 __all__ = [
     "Vocab", "fold_to_ascii", "pad_sequences", "unpad_sequences", "Batch", "SequenceBatcher", "read_name_csv",
-    "split_text", "stream_batches", "NORMALIZERS",
+    "split_text", "stream_batches", "NORMALIZERS", "TensorDataset", "DataLoader", "default_collate",
 ]
 
 # Letters that NFKD does not decompose but that have a conventional ASCII spelling.
@@ -390,6 +392,152 @@ class SequenceBatcher:
             x, lengths = pad_sequences([self.seqs[i] for i in idx], self.pad_value, batch_first=self.batch_first)
             y = None if self.targets is None else self.targets[idx]
             yield Batch(x, lengths, y, idx)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# torch.utils.data for in-memory arrays
+# ------------------------------------------------------------------------------------------------------------
+class TensorDataset:
+    """torch.utils.data.TensorDataset: arrays of N rows each, indexed together along their first axis.
+
+    ``TensorDataset(X, Y)`` with X (N, ...), Y (N, ...): ``ds[i]`` is ``(X[i], Y[i])``, ``len(ds)`` is N, and
+    ``ds.tensors`` holds the arrays (converted with ``np.asarray``, not copied when they already are arrays).
+    Arrays whose first dimensions differ are a ValueError naming the sizes (torch raises a bare AssertionError,
+    "Size mismatch between tensors").
+    """
+
+    def __init__(self, *tensors: Any) -> None:
+        if not tensors:
+            raise ValueError("TensorDataset: expected at least one array, got none")
+        arrays = tuple(np.asarray(t) for t in tensors)
+        for i, a in enumerate(arrays):
+            if a.ndim == 0:
+                raise ValueError(f"tensors[{i}]: expected an array with a first (example) dimension, got a scalar")
+        sizes = [a.shape[0] for a in arrays]
+        if any(n != sizes[0] for n in sizes):
+            raise ValueError(f"Size mismatch between tensors: first dimensions {sizes} (expected all equal)")
+        self.tensors = arrays
+
+    def __getitem__(self, index: Any) -> tuple[np.ndarray, ...]:
+        return tuple(a[index] for a in self.tensors)
+
+    def __len__(self) -> int:
+        return int(self.tensors[0].shape[0])
+
+    def __repr__(self) -> str:
+        return f"TensorDataset({', '.join(f'{a.dtype}{list(a.shape)}' for a in self.tensors)})"
+
+
+def default_collate(samples: Sequence[Any]) -> Any:
+    """Stack B samples into one batch, as torch's default_collate: arrays and numbers -> ``np.stack`` (B, ...);
+    tuples/lists of fields -> a list with one stacked batch per field (torch returns a list for tuples too);
+    dicts -> a dict of stacked batches; strings -> the list of strings."""
+    first = samples[0]
+    if isinstance(first, (str, bytes)):
+        return list(samples)
+    if isinstance(first, dict):
+        return {k: default_collate([s[k] for s in samples]) for k in first}
+    if isinstance(first, (tuple, list)):
+        if any(len(s) != len(first) for s in samples):
+            raise ValueError(f"default_collate: samples hold different numbers of fields "
+                             f"({sorted({len(s) for s in samples})})")
+        return [default_collate(field) for field in zip(*samples)]
+    return np.stack([np.asarray(s) for s in samples])
+
+
+class DataLoader:
+    """torch.utils.data.DataLoader for an in-memory data set: seeded mini-batches, reshuffled every epoch.
+
+    ``for inputs, labels in DataLoader(TensorDataset(X, Y), batch_size=32, shuffle=True, seed=0): ...``
+
+    dataset     anything with ``len()`` and ``dataset[i]`` (a TensorDataset is indexed a whole batch at once)
+    batch_size  examples per batch (torch's default 1); ``None`` turns batching off: one example at a time,
+                as ``dataset[i]``, not stacked (as torch)
+    shuffle     False: order 0..N-1. True: a new permutation of all N examples at every ``iter()`` -- every
+                epoch -- cut into consecutive batches (torch's RandomSampler + BatchSampler)
+    drop_last   drop the last batch when it is smaller than batch_size (otherwise it is kept, and is last)
+    generator   a ``numpy.random.Generator`` the permutations are drawn from (torch's ``generator=``, which takes a
+                torch.Generator); or
+    seed        an int: the same as ``generator=numpy.random.default_rng(seed)``, made once here, so epoch k is
+                the same in every run with the same seed and the epochs differ from each other.
+                With neither, the permutations come from minirnn's default generator (``minirnn.manual_seed``),
+                as torch draws from its global generator (``torch.manual_seed``).
+    collate_fn  list of B samples -> batch (default :func:`default_collate`)
+
+    ``len(loader)`` is the number of batches: ceil(N / batch_size), or N // batch_size with drop_last (N with
+    batch_size None). A TensorDataset batch is a list of arrays ``[X[idx], Y[idx]]``, each (B, ...), B =
+    batch_size except possibly in the last batch; torch gives a list of tensors too.
+
+    The shuffled order cannot equal torch's for the same seed: torch draws its permutation with its own
+    generator (``torch.randperm``); here it is ``Generator.permutation``.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int | None = 1, shuffle: bool = False, *, drop_last: bool = False,
+                 generator: np.random.Generator | None = None, seed: int | None = None,
+                 collate_fn: Callable[[list[Any]], Any] | None = None) -> None:
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"dataset: expected a map-style data set (with len() and [index]), got "
+                            f"{type(dataset).__name__}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size!r}")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected True or False, got {shuffle!r} of type {type(shuffle).__name__}")
+        if not isinstance(drop_last, (bool, np.bool_)):
+            raise ValueError(f"drop_last should be a boolean value, but got drop_last={drop_last!r}")
+        if batch_size is None and drop_last:
+            raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive with drop_last")
+        if generator is not None and seed is not None:
+            raise ValueError("generator and seed: give one of them (seed=s is generator=numpy.random.default_rng(s))")
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"generator: expected a numpy.random.Generator, got {type(generator).__name__}")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+            generator = np.random.default_rng(int(seed))
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"collate_fn: expected a callable, got {type(collate_fn).__name__}")
+        self.dataset = dataset
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.generator = generator
+        self.collate_fn = collate_fn
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _indices(self) -> np.ndarray:
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        if self.generator is None:
+            from . import init              # minirnn's default generator, reset by manual_seed
+            return init.default_generator().permutation(n)
+        return self.generator.permutation(n)
+
+    def __iter__(self) -> Iterator[Any]:
+        order = self._indices()                  # drawn when the epoch starts, as torch's RandomSampler
+        if self.batch_size is None:
+            for i in order:
+                yield self.dataset[int(i)]
+            return
+        bs = self.batch_size
+        stop = (len(order) // bs) * bs if self.drop_last else len(order)
+        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        for start in range(0, stop, bs):
+            idx = order[start:start + bs]
+            if fast:                             # one fancy index per array == stacking the rows
+                yield [a[idx] for a in self.dataset.tensors]
+            else:
+                yield (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last})")
 
 
 # ------------------------------------------------------------------------------------------------------------

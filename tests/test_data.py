@@ -331,3 +331,139 @@ def test_stream_batches_errors():
         list(stream_batches(np.zeros(10), 2, 3))
     with pytest.raises(ValueError, match="too short"):
         list(stream_batches(np.arange(3), 5, 2))
+
+
+# ---- TensorDataset and DataLoader (torch.utils.data's names for in-memory arrays) ---------------------------------
+from minirnn import manual_seed  # noqa: E402
+from minirnn.data import DataLoader, TensorDataset, default_collate  # noqa: E402
+
+
+def _ds(n=10):
+    X = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    return X, np.arange(n) % 2, TensorDataset(X, np.arange(n) % 2)
+
+
+def test_tensor_dataset_indexes_every_array_together():
+    X, Y, ds = _ds()
+    assert len(ds) == 10 and ds.tensors[0] is X
+    x, y = ds[3]
+    np.testing.assert_array_equal(x, X[3])
+    assert y == Y[3]
+    xs, ys = ds[[1, 4]]
+    np.testing.assert_array_equal(xs, X[[1, 4]])
+    with pytest.raises(ValueError, match=r"Size mismatch between tensors: first dimensions \[10, 9\]"):
+        TensorDataset(X, Y[:9])
+    with pytest.raises(ValueError, match="at least one array"):
+        TensorDataset()
+    with pytest.raises(ValueError, match=r"tensors\[1\]: .*scalar"):
+        TensorDataset(X, 3)
+
+
+@pytest.mark.parametrize("n, bs, drop_last, lens", [
+    (10, 4, False, [4, 4, 2]), (10, 4, True, [4, 4]), (8, 4, False, [4, 4]), (8, 4, True, [4, 4]),
+    (3, 5, False, [3]), (3, 5, True, []), (1000, 32, False, [32] * 31 + [8]),
+])
+def test_dataloader_len_and_batches_without_shuffle(n, bs, drop_last, lens):
+    X, Y, ds = _ds(n)
+    dl = DataLoader(ds, batch_size=bs, drop_last=drop_last)
+    batches = list(dl)
+    assert len(dl) == len(lens) == len(batches)
+    assert [len(b[1]) for b in batches] == lens
+    assert all(isinstance(b, list) and len(b) == 2 for b in batches)
+    if batches:                                          # order 0..N-1, consecutive batches
+        np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), X[:sum(lens)])
+        assert batches[0][0].shape == (lens[0], 3) and batches[0][0].dtype == np.float32
+
+
+def test_dataloader_len_and_order_match_torch():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader as TDL
+    from torch.utils.data import TensorDataset as TDS
+    for n, bs, drop_last in [(10, 4, False), (10, 4, True), (33, 32, False), (31, 32, True), (7, 1, False)]:
+        ours = DataLoader(TensorDataset(np.arange(n)), batch_size=bs, drop_last=drop_last)
+        theirs = TDL(TDS(torch.arange(n)), batch_size=bs, drop_last=drop_last)
+        assert len(ours) == len(theirs)
+        assert [b[0].tolist() for b in ours] == [b[0].tolist() for b in theirs]
+        # shuffled: the same batch sizes and every example once per epoch (the permutation itself is each library's)
+        ours = DataLoader(TensorDataset(np.arange(n)), batch_size=bs, shuffle=True, drop_last=drop_last, seed=0)
+        theirs = TDL(TDS(torch.arange(n)), batch_size=bs, shuffle=True, drop_last=drop_last)
+        assert [len(b[0]) for b in ours] == [len(b[0]) for b in theirs]
+    # batch_size=None: one example at a time, not stacked
+    assert [tuple(int(v) for v in s) for s in DataLoader(TensorDataset(np.arange(3), np.arange(3) * 2),
+                                                         batch_size=None)] == [(0, 0), (1, 2), (2, 4)]
+    assert len(DataLoader(TensorDataset(np.arange(3)), batch_size=None)) == 3
+
+
+def test_dataloader_reshuffles_every_epoch_and_is_seeded():
+    X, Y, ds = _ds(100)
+    dl = DataLoader(ds, batch_size=32, shuffle=True, seed=7)
+    epochs = [np.concatenate([y for _, y in dl]) for _ in range(3)]
+    orders = [np.concatenate([x[:, 0] for x, _ in dl]) for _ in range(2)]
+    for order in orders:
+        np.testing.assert_array_equal(np.sort(order), X[:, 0])        # every example exactly once
+    assert not np.array_equal(orders[0], orders[1])                    # a new permutation each epoch
+    # the same seed gives the same sequence of epochs; a generator is the same thing
+    again = DataLoader(ds, batch_size=32, shuffle=True, seed=7)
+    gen = DataLoader(ds, batch_size=32, shuffle=True, generator=np.random.default_rng(7))
+    for dl2 in (again, gen):
+        for e in epochs:
+            np.testing.assert_array_equal(np.concatenate([y for _, y in dl2]), e)
+    # the rows stay paired: label = row index % 2
+    for x, y in dl:
+        np.testing.assert_array_equal((x[:, 0] // 3) % 2, y)
+    # drop_last with shuffle drops the short batch, not particular examples
+    assert [len(y) for _, y in DataLoader(ds, batch_size=32, shuffle=True, drop_last=True, seed=0)] == [32] * 3
+    # neither seed nor generator: minirnn's default generator, reset by manual_seed
+    manual_seed(3)
+    a = [y.tolist() for _, y in DataLoader(ds, batch_size=50, shuffle=True)]
+    manual_seed(3)
+    b = [y.tolist() for _, y in DataLoader(ds, batch_size=50, shuffle=True)]
+    assert a == b
+
+
+def test_dataloader_generic_dataset_and_collate():
+    class Squares:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.array([i, i * i]), i % 2, {"k": float(i)}
+
+    batches = list(DataLoader(Squares(), batch_size=2))
+    assert len(batches) == 3
+    x, y, d = batches[0]
+    np.testing.assert_array_equal(x, [[0, 0], [1, 1]])
+    np.testing.assert_array_equal(y, [0, 1])
+    np.testing.assert_array_equal(d["k"], [0.0, 1.0])
+    assert default_collate(["a", "b"]) == ["a", "b"]
+    with pytest.raises(ValueError, match="different numbers of fields"):
+        default_collate([(1, 2), (1,)])
+    got = list(DataLoader(Squares(), batch_size=4, collate_fn=lambda s: len(s)))
+    assert got == [4, 1]
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    (dict(batch_size=0), ValueError, "batch_size should be a positive integer value, but got batch_size=0"),
+    (dict(batch_size=-3), ValueError, "batch_size=-3"),
+    (dict(batch_size=2.0), ValueError, "batch_size=2.0"),
+    (dict(batch_size=True), ValueError, "batch_size=True"),
+    (dict(batch_size=None, drop_last=True), ValueError, "mutually exclusive with drop_last"),
+    (dict(drop_last=1), ValueError, "drop_last should be a boolean value"),
+    (dict(shuffle="yes"), TypeError, "shuffle: expected True or False"),
+    (dict(seed=-1), ValueError, "seed: expected a non-negative integer, got -1"),
+    (dict(seed=1.5), ValueError, "seed: expected a non-negative integer"),
+    (dict(seed=1, generator=np.random.default_rng(1)), ValueError, "give one of them"),
+    (dict(generator=0), TypeError, "generator: expected a numpy.random.Generator, got int"),
+    (dict(collate_fn=3), TypeError, "collate_fn: expected a callable"),
+])
+def test_dataloader_bad_arguments(kwargs, err, match):
+    _, _, ds = _ds()
+    with pytest.raises(err, match=match):
+        DataLoader(ds, **kwargs)
+
+
+def test_dataloader_rejects_a_non_dataset():
+    with pytest.raises(TypeError, match="dataset: expected a map-style data set"):
+        DataLoader(5, batch_size=2)
+    with pytest.raises(TypeError, match="dataset: expected a map-style"):
+        DataLoader(iter([1, 2]), batch_size=2)
