@@ -1,0 +1,214 @@
+"""What every example's command line shares: argument types that name what they expect, one-line errors, the
+exit codes, the goal convention and a quiet Ctrl-C.
+
+    parser = _cli.parser(__doc__)                    # --help: the docstring, every option with its default
+    parser.add_argument("--epochs", type=_cli.positive_int, default=30, help="passes over the data")
+    args = parser.parse_args(argv)
+    ...
+    sys.exit(_cli.run(main))                         # Ctrl-C: one line, exit 130
+
+Exit codes (the same in every example; ``EXIT_CODES`` is the text --help shows):
+    0 done (and the goal reached, when it was checked); 1 the goal was checked and missed; 2 bad arguments;
+    3 training diverged; 130 interrupted (Ctrl-C).
+
+The goal convention (``GOAL_RULE``): a run of the default length checks the example's goal; a shorter run (fewer
+epochs, steps or minutes than the default) only reports how far it got and exits 0, unless ``--require-goal``
+(or an explicit ``--goal`` value) asks for the check.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import math
+import os
+import sys
+from typing import Callable
+
+EXIT_CODES = ("exit codes: 0 done (goal reached, or not checked); 1 goal checked and missed; 2 bad arguments; "
+              "3 training diverged; 130 interrupted (Ctrl-C)")
+GOAL_RULE = ("goal: a run of the default length checks the goal; a shorter run only reports and exits 0, unless "
+             "--require-goal is given")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and "(default: ...)" after every option's help."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``<prog>: error: <message> (see --help)`` on stderr, exit 2 (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parser(doc: str, *, goal: bool = True) -> Parser:
+    """A Parser whose --help shows ``doc`` (first line as the description, the rest below), the exit codes and,
+    for examples that train towards a goal, the goal convention."""
+    first, _, rest = doc.strip().partition("\n")
+    epilog = rest.strip("\n") + "\n\n" + EXIT_CODES + ("\n" + GOAL_RULE if goal else "")
+    return Parser(description=first, epilog=epilog, formatter_class=_Formatter, allow_abbrev=False)
+
+
+def given(argv: list[str] | None, option: str) -> bool:
+    """Whether ``option`` was on the command line (``--goal 0.8`` or ``--goal=0.8``; abbreviations are off)."""
+    tokens = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    return any(t == option or t.startswith(option + "=") for t in tokens)
+
+
+def add_require_goal(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--require-goal", action="store_true",
+                   help="check the goal (exit 1 when missed) even when the run is shorter than the default")
+
+
+def goal_checked(args: argparse.Namespace, budget: dict[str, object], p: argparse.ArgumentParser,
+                 argv: list[str] | None = None) -> bool:
+    """True when the goal is to be checked: --require-goal, an explicit --goal, or every option in ``budget``
+    (name -> value) at its default (a default-length run)."""
+    if getattr(args, "require_goal", False) or given(argv, "--goal"):
+        return True
+    return all(value == p.get_default(name) for name, value in budget.items())
+
+
+# ---- argument types: each raises argparse.ArgumentTypeError with what was expected and what came -----------------
+def _number(kind: Callable, text: str, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(int, text, "a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _number(int, text, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A seed for numpy.random.default_rng: an integer >= 0 (NumPy refuses negative seeds)."""
+    value = _number(int, text, "a seed: an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed: an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(float, text, "a positive number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = _number(float, text, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A dropout-like probability in [0, 1)."""
+    value = _number(float, text, "a probability in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A fraction strictly between 0 and 1."""
+    value = _number(float, text, "a fraction in (0, 1)")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1] (an accuracy)."""
+    value = _number(float, text, "a number in [0, 1]")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def existing_file(text: str) -> str:
+    """A path to a readable regular file (not a directory)."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a file, got the directory {text!r}")
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file {text!r}")
+    if not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot read {text!r} (permission denied)")
+    return text
+
+
+def text_file(text: str) -> str:
+    """A UTF-8 text file: not a directory, not gzip or other binary data (checked on its first 64 KiB)."""
+    existing_file(text)
+    with open(text, "rb") as f:
+        head = f.read(1 << 16)
+    if head[:2] == b"\x1f\x8b":
+        raise argparse.ArgumentTypeError(f"expected a UTF-8 text file, got gzip-compressed data in {text!r} "
+                                         "(decompress it first)")
+    if b"\x00" in head:
+        raise argparse.ArgumentTypeError(f"expected a UTF-8 text file, got binary data in {text!r}")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:                  # not just a character cut at the 64 KiB boundary
+            raise argparse.ArgumentTypeError(f"expected a UTF-8 text file, {text!r} is not UTF-8 "
+                                             f"(byte {e.start})") from None
+    return text
+
+
+def csv_file(text: str) -> str:
+    """A CSV file, plain or gzip-compressed (its first bytes are checked: a gzip header must open)."""
+    existing_file(text)
+    with open(text, "rb") as f:
+        head = f.read(2)
+    if head == b"\x1f\x8b":
+        try:
+            with gzip.open(text, "rb") as g:
+                g.read(1)
+        except (OSError, EOFError) as e:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a readable gzip file ({e})") from None
+    return text
+
+
+def writable_path(text: str) -> str:
+    """A path a file can be written to: not a directory, its folder exists and is writable."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a file path, got the directory {text!r}")
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"the folder of {text!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into the folder of {text!r} (permission denied)")
+    return text
+
+
+def need_matplotlib(p: argparse.ArgumentParser, path: str | None) -> None:
+    """With --plot: a one-line error (exit 2) before any work when matplotlib is missing."""
+    if path:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            p.error("--plot needs matplotlib, which is not installed: pip install matplotlib")
+
+
+def run(main: Callable[[], int | None]) -> int:
+    """Call ``main()``; Ctrl-C prints one line and gives exit code 130 (128 + SIGINT), as a shell does."""
+    try:
+        return int(main() or 0)
+    except KeyboardInterrupt:
+        print(f"\n{os.path.basename(sys.argv[0])}: interrupted", file=sys.stderr)
+        return 130
