@@ -26,6 +26,13 @@ from typing import Callable
 
 EXIT_CODES = ("exit codes: 0 done (goal reached, or not checked); 1 goal checked and missed; 2 bad arguments; "
               "3 training diverged; 130 interrupted (Ctrl-C)")
+
+
+def exit_codes(fail: str | None = None) -> str:
+    """EXIT_CODES, or for an example that trains nothing: 0 ok, 1 ``fail``, 2 bad arguments, 130 interrupted."""
+    if fail is None:
+        return EXIT_CODES
+    return f"exit codes: 0 every check passed; 1 {fail}; 2 bad arguments; 130 interrupted (Ctrl-C)"
 GOAL_RULE = ("goal: a run of the default length checks the goal; a shorter run only reports and exits 0, unless "
              "--require-goal is given")
 
@@ -41,11 +48,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def parser(doc: str, *, goal: bool = True) -> Parser:
+def parser(doc: str, *, goal: bool | str = True, fail: str | None = None) -> Parser:
     """A Parser whose --help shows ``doc`` (first line as the description, the rest below), the exit codes and,
-    for examples that train towards a goal, the goal convention."""
+    for examples that train towards a goal, the goal convention (``goal``: True for GOAL_RULE, a string for an
+    example's own wording, False for none). ``fail``: what exit code 1 means in an example that trains nothing."""
     first, _, rest = doc.strip().partition("\n")
-    epilog = rest.strip("\n") + "\n\n" + EXIT_CODES + ("\n" + GOAL_RULE if goal else "")
+    rule = GOAL_RULE if goal is True else (goal or "")
+    epilog = rest.strip("\n") + "\n\n" + exit_codes(fail) + ("\n" + rule if rule else "")
     return Parser(description=first, epilog=epilog, formatter_class=_Formatter, allow_abbrev=False)
 
 
@@ -61,10 +70,10 @@ def add_require_goal(p: argparse.ArgumentParser) -> None:
 
 
 def goal_checked(args: argparse.Namespace, budget: dict[str, object], p: argparse.ArgumentParser,
-                 argv: list[str] | None = None) -> bool:
-    """True when the goal is to be checked: --require-goal, an explicit --goal, or every option in ``budget``
-    (name -> value) at its default (a default-length run)."""
-    if getattr(args, "require_goal", False) or given(argv, "--goal"):
+                 argv: list[str] | None = None, goal_options: tuple[str, ...] = ("--goal",)) -> bool:
+    """True when the goal is to be checked: --require-goal, an explicit goal option (``goal_options``), or every
+    option in ``budget`` (name -> value) at its default (a default-length run)."""
+    if getattr(args, "require_goal", False) or any(given(argv, o) for o in goal_options):
         return True
     return all(value == p.get_default(name) for name, value in budget.items())
 

@@ -1,30 +1,35 @@
-"""Seed 004, part 4: an RNN learns binary addition from 7-bit numbers, then adds 64-bit numbers exactly.
+"""An RNN learns binary addition from 7-bit operands (8-bit sums), then adds 64-bit numbers exactly.
 
 At step t the network reads bit t of a and of b (least-significant bit first) and emits bit t of a + b; the
-carry lives in its hidden state. The seed trains a sigmoid SRN (hidden 16, no biases) with hand-written BPTT
-and SGD 0.1 on one 8-step example at a time, 10,000 times. Here the SRN is ``RNN(2, 16, nonlinearity='sigmoid')``
-+ ``Linear(16, 1)``, trained with BCEWithLogitsLoss and Adam on batches of random pairs a, b in [0, 128).
-Training stops as soon as one batched forward gets every one of the 16,384 sums exactly right. Nothing in the
-weights depends on the length, so the same network then adds 32-bit and 64-bit numbers.
+carry lives in its hidden state. The tutorial this follows trains a sigmoid SRN (hidden 16, no biases) with
+hand-written BPTT and SGD 0.1 on one example at a time (8 steps: operands below 128 have 7 bits, their sums 8),
+10,000 times. Here the SRN is ``RNN(2, 16, nonlinearity='sigmoid')`` + ``Linear(16, 1)``, trained with
+BCEWithLogitsLoss and Adam on batches of random pairs a, b in [0, 128). Training stops as soon as one batched
+forward gets every one of the 16,384 sums (each of 8 bits) exactly right. Nothing in the weights depends on the
+length, so the same network then adds 32-bit and 64-bit numbers (sums of 33 and 65 bits).
 
-Every sequence is framed by a 0 + 0 step on each side: the last one lets the carry out (a 64-bit sum has 65
-bits); the first one starts each addition from a state the network computed itself -- the state it is in
-after any 0 + 0 column of a long number -- rather than from h0 = 0, which it never visits again. Starting from
-h0 = 0, about one seed in five learned all 8-bit sums yet got some long sums wrong.
+Every sequence is framed by a 0 + 0 step on each side: the last one lets the carry out (the sum has one bit more
+than the operands); the first one starts each addition from a state the network computed itself -- the state it
+is in after any 0 + 0 column of a long number -- rather than from h0 = 0, which it never visits again. Starting
+from h0 = 0, about one seed in five learned all 8-bit sums yet got some long sums wrong.
 
 Run:  python examples/binary_addition.py [--seed N]   (exits 1 unless it learns all 16,384 sums and adds every
       32-bit and 64-bit pair it tries exactly)
 """
-import argparse
+import os
 import random
 import sys
 import time
 
 import numpy as np
 
-from minirnn import RNN, Adam, BCEWithLogitsLoss, Linear, manual_seed, no_grad
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
 
-TRAIN_BITS = 7                          # a, b in [0, 128), as in the seed: 16,384 pairs, sums of 8 bits
+from minirnn import RNN, Adam, BCEWithLogitsLoss, Linear, manual_seed, no_grad  # noqa: E402
+
+TRAIN_BITS = 7                          # operands a, b in [0, 128): 16,384 pairs, sums of 8 bits
 
 
 def encode(a, b, n_bits):
@@ -94,20 +99,28 @@ def train(seed, hidden=16, batch=128, lr=0.05, max_steps=2000, log_every=25, log
     return rnn, fc, step, all_exact()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help="seed for the initial weights, the batches and the tests")
-    parser.add_argument("--hidden", type=int, default=16, help="hidden units (the seed's 16)")
-    parser.add_argument("--batch", type=int, default=128, help="pairs per training step")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam's learning rate")
-    parser.add_argument("--max-steps", type=int, default=2000, help="give up after this many steps")
-    args = parser.parse_args()
+def main(argv=None):
+    parser = _cli.parser(__doc__)
+    parser.add_argument("--seed", type=_cli.seed, default=0,
+                        help="seed for the initial weights, the batches and the tests")
+    parser.add_argument("--hidden", type=_cli.positive_int, default=16, help="hidden units (the tutorial's 16)")
+    parser.add_argument("--batch", type=_cli.positive_int, default=128, help="pairs per training step")
+    parser.add_argument("--lr", type=_cli.positive_float, default=0.05, help="Adam's learning rate")
+    parser.add_argument("--max-steps", type=_cli.positive_int, default=2000,
+                        help="give up after this many steps (training stops earlier once every sum is exact)")
+    _cli.add_require_goal(parser)
+    args = parser.parse_args(argv)
     start = time.perf_counter()
 
     rnn, fc, steps, exact = train(args.seed, args.hidden, args.batch, args.lr, args.max_steps)
     if exact < 1.0:
-        print(f"FAILED: only {exact:.2%} of the 16,384 sums exact after {steps} steps (--max-steps {args.max_steps})")
-        sys.exit(1)
+        message = f"only {exact:.2%} of the 16,384 sums exact after {steps} steps (--max-steps {args.max_steps})"
+        if _cli.goal_checked(args, {"max_steps": args.max_steps}, parser, argv):
+            print(f"FAILED: {message}")
+            return 1
+        print(f"not learned yet: {message}; not checked (fewer steps than the default "
+              f"{parser.get_default('max_steps')}; add --require-goal to check it)")
+        return 0
     print(f"learned all 16384 sums in {steps} steps ({steps * args.batch} examples) "
           f"in {time.perf_counter() - start:.2f} s")
 
@@ -127,8 +140,9 @@ def main():
     print(f"total {time.perf_counter() - start:.2f} s")
     if failed:
         print("FAILED: the network does not add long numbers exactly: " + "; ".join(failed))
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(_cli.run(main))

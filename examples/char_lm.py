@@ -41,6 +41,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
+
 import minirnn  # noqa: E402
 from minirnn import LSTM, Adam, CrossEntropyLoss, Embedding, Linear, Module, Vocab, clip_grad_norm  # noqa: E402
 from minirnn.data import split_text, stream_batches  # noqa: E402
@@ -167,11 +170,18 @@ def save_checkpoint(path: str, model: CharLM, opt: Adam, vocab: Vocab, step: int
                  config=model.get_config(), vocab=vocab.to_dict(), step=step, chars=chars)
 
 
+class NotACheckpoint(ValueError):
+    """--resume was given a file this example did not write."""
+
+
 def load_checkpoint(path: str, lr: float) -> tuple[CharLM, Adam, Vocab, int, int]:
-    ckpt = minirnn.load_checkpoint(path)              # the state and the metadata saved beside it
+    try:
+        ckpt = minirnn.load_checkpoint(path)          # the state and the metadata saved beside it
+    except (ValueError, TypeError, KeyError, OSError, EOFError) as e:
+        raise NotACheckpoint(f"{path!r} is not a char_lm checkpoint (write one with --save): {e}") from None
     meta = ckpt.metadata
     if not {"config", "vocab", "step"} <= set(meta) or not isinstance(ckpt.state_dict, dict):
-        raise SystemExit(f"{path}: not a char_lm checkpoint (write one with --save)")
+        raise NotACheckpoint(f"{path!r} is not a char_lm checkpoint (write one with --save)")
     model = CharLM(**meta["config"])
     model.load_state_dict(ckpt.state_dict["model"])
     opt = Adam(model.parameters(), lr=lr)
@@ -185,57 +195,80 @@ def diverged(step: int, e: Diverged) -> int:
     return 3
 
 
+GOAL_RULE = ("goal: none unless --goal BPC is given; then the final held-out bpc is checked (exit 1 when above it), "
+             "whatever the run's length")
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--text", help="a UTF-8 text file")
-    ap.add_argument("--minutes", type=float, default=5.0, help="training wall time (evaluation not counted)")
-    ap.add_argument("--max-steps", type=int, default=None, help="stop after this many chunks (default: no limit)")
-    ap.add_argument("--embed", type=int, default=64)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=64, help="parallel streams per chunk")
-    ap.add_argument("--seq-len", type=int, default=100, help="truncated-BPTT chunk length")
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--clip", type=float, default=5.0, help="global gradient-norm clip")
-    ap.add_argument("--holdout", type=float, default=0.1, help="fraction held out at the end of the text")
-    ap.add_argument("--eval-every", type=float, default=60.0, help="seconds of training between held-out checks")
-    ap.add_argument("--log-every", type=float, default=15.0, help="seconds between progress lines")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--goal", type=float, default=None, help="exit 1 if the final held-out bpc is above this")
-    ap.add_argument("--save", metavar="PATH", help="write model + optimizer + vocabulary + step here at the end")
-    ap.add_argument("--resume", metavar="PATH", help="continue from a checkpoint written by --save")
-    ap.add_argument("--sample", type=int, default=0, metavar="N", help="print N sampled characters at the end")
-    ap.add_argument("--temperature", type=float, default=0.8)
-    ap.add_argument("--prompt", default="\n")
+    ap = _cli.parser(__doc__, goal=GOAL_RULE)
+    ap.add_argument("--text", type=_cli.text_file, default=None,
+                    help="a UTF-8 text file to train on and hold out from (required unless --resume ... --minutes 0)")
+    ap.add_argument("--minutes", type=_cli.nonnegative_float, default=5.0,
+                    help="training wall time (evaluation not counted); 0 = no training (with --resume: sample only)")
+    ap.add_argument("--max-steps", type=_cli.positive_int, default=None,
+                    help="stop after this many chunks (default: no limit but --minutes)")
+    ap.add_argument("--embed", type=_cli.positive_int, default=64, help="embedding size")
+    ap.add_argument("--hidden", type=_cli.positive_int, default=256, help="LSTM hidden units")
+    ap.add_argument("--layers", type=_cli.positive_int, default=1, help="LSTM layers")
+    ap.add_argument("--batch", type=_cli.positive_int, default=64, help="parallel streams per chunk")
+    ap.add_argument("--seq-len", type=_cli.positive_int, default=100, help="truncated-BPTT chunk length")
+    ap.add_argument("--lr", type=_cli.positive_float, default=3e-3, help="Adam's learning rate")
+    ap.add_argument("--clip", type=_cli.positive_float, default=5.0, help="global gradient-norm clip")
+    ap.add_argument("--holdout", type=_cli.open_fraction, default=0.1, help="fraction held out at the end of the text")
+    ap.add_argument("--eval-every", type=_cli.positive_float, default=60.0,
+                    help="seconds of training between held-out checks")
+    ap.add_argument("--log-every", type=_cli.positive_float, default=15.0, help="seconds between progress lines")
+    ap.add_argument("--seed", type=_cli.seed, default=0, help="seed for the weights, the offsets and the sampling")
+    ap.add_argument("--goal", type=_cli.positive_float, default=None,
+                    help="exit 1 if the final held-out bits per character are above this (default: no goal)")
+    ap.add_argument("--save", metavar="PATH", type=_cli.writable_path, default=None,
+                    help="write model + optimizer + vocabulary + step here at the end")
+    ap.add_argument("--resume", metavar="PATH", type=_cli.existing_file, default=None,
+                    help="continue from a checkpoint written by --save")
+    ap.add_argument("--sample", type=_cli.nonnegative_int, default=0, metavar="N",
+                    help="print N sampled characters at the end")
+    ap.add_argument("--temperature", type=_cli.nonnegative_float, default=0.8,
+                    help="sampling temperature (0: always the most likely character)")
+    ap.add_argument("--prompt", default="\n", help="text fed to the model before sampling")
     args = ap.parse_args(argv)
-    if args.minutes < 0 or (args.max_steps is not None and args.max_steps < 0):
-        ap.error("--minutes and --max-steps must not be negative")
-    if args.temperature < 0:
-        ap.error("--temperature must be >= 0")
     if not args.text and not (args.resume and args.minutes == 0):
         ap.error("--text is required (except with --resume PATH --minutes 0, which only samples)")
-    for p in (args.text, args.resume):
-        if p and not os.path.exists(p):
-            ap.error(f"no such file {p!r}")
+    if not args.text and not args.sample:
+        ap.error("nothing to do: --resume PATH --minutes 0 without --text neither trains nor evaluates; "
+                 "give --sample N (or --text to evaluate on)")
+    if args.goal is not None and not args.text:
+        ap.error("--goal needs --text (the held-out loss is measured on the end of the text)")
 
     rng = np.random.default_rng(args.seed)
     step = chars = 0
     if args.resume:
-        model, opt, vocab, step, chars = load_checkpoint(args.resume, args.lr)
+        try:
+            model, opt, vocab, step, chars = load_checkpoint(args.resume, args.lr)
+        except NotACheckpoint as e:
+            ap.error(f"argument --resume: {e}")
         print(f"resumed {args.resume}: step {step}, {chars} characters seen, config {model.get_config()}")
     train_ids = held_ids = None
     if args.text:
-        with open(args.text, encoding="utf-8") as f:
-            text = f.read()
-        train_text, held_text = split_text(text, args.holdout)
+        try:
+            with open(args.text, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            ap.error(f"argument --text: {args.text!r} is not UTF-8 text ({e})")
+        try:
+            train_text, held_text = split_text(text, args.holdout)
+        except ValueError as e:
+            ap.error(f"argument --text: {e}")
         if not args.resume:
             vocab = Vocab.build([train_text], pad=None, unk="<unk>")
             model = CharLM(len(vocab), args.embed, args.hidden, args.layers, rng=rng)
             opt = Adam(model.parameters(), lr=args.lr)
         train_ids, held_ids = vocab.encode(train_text), vocab.encode(held_text)
-        if len(train_ids) < 2 * args.batch + 1:
-            ap.error(f"the training text ({len(train_ids)} characters) is too short for --batch {args.batch}")
+        need = max(2 * args.batch, args.batch + args.seq_len) + 1      # every random offset leaves a row per stream
+        if len(train_ids) < need:
+            ap.error(f"argument --text: the training text ({len(train_ids)} characters) is too short for --batch "
+                     f"{args.batch} and --seq-len {args.seq_len} (needs {need})")
+        if len(held_ids) < 2:
+            ap.error(f"argument --holdout: the held-out text ({len(held_ids)} characters) is too short")
         print(f"{len(text)} characters: {len(train_ids)} train, {len(held_ids)} held out; vocabulary {len(vocab)}; "
               f"model {model.get_config()}, batch {args.batch} x {args.seq_len}", flush=True)
 
@@ -246,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     last_log = last_eval = 0.0
     run_loss, run_n = 0.0, 0
     held = None
-    if train_ids is not None and budget > 0 and args.max_steps != 0:
+    if train_ids is not None and budget > 0:
         done = False
         while not done:
             offset = int(rng.integers(args.seq_len))
@@ -301,4 +334,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_cli.run(main))

@@ -1,21 +1,26 @@
-"""Seed 003: the shapes of RNN, RNNCell, LSTM and LSTMCell, written with minirnn instead of torch.nn.
+"""The shapes of RNN, RNNCell, LSTM and LSTMCell: a torch.nn shapes tutorial, written with minirnn.
 
-Every line prints what the seed's torch program prints (a module, or the shapes of its results), with
+Every line prints what the tutorial's torch program prints (a module, or the shapes of its results), with
 NumPy shape tuples in place of torch.Size. Sizes: a sequence of 10 steps, batch 3, 100 input features.
 
 Run:  python examples/shapes_tour.py      (exits 1 if a shape or a module's printout differs)
 """
+import os
 import sys
 
 import numpy as np
 
-from minirnn import LSTM, RNN, LSTMCell, RNNCell, manual_seed, no_grad
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
+
+from minirnn import LSTM, RNN, LSTMCell, RNNCell, manual_seed, no_grad  # noqa: E402
 
 failures = []
 
 
 def show(label, *arrays, expect):
-    """Print the shapes and check them against what the seed's program gives."""
+    """Print the shapes and check them against what the torch program gives."""
     shapes = tuple(a.shape for a in arrays)
     print(f"{label:<28}", *shapes)
     if shapes != expect:
@@ -85,11 +90,18 @@ def main():
     show("h2, c2", h2, c2, expect=((3, 20), (3, 20)))
 
     if failures:
-        print("FAILED: shapes differ from seed 003:\n  " + "\n  ".join(failures))
-        sys.exit(1)
-    print("all shapes match seed 003")
+        print("FAILED: shapes differ from torch's:\n  " + "\n  ".join(failures))
+        return 1
+    print("all shapes match torch's")
+    return 0
+
+
+def cli(argv=None):
+    fail = "a shape or a module's printout differs from torch's"
+    _cli.parser(__doc__, goal=False, fail=fail).parse_args(argv)      # only --help: nothing to choose
+    with no_grad():                               # nothing is trained: keep no caches for backward
+        return main()
 
 
 if __name__ == "__main__":
-    with no_grad():                               # nothing is trained: keep no caches for backward
-        main()
+    sys.exit(_cli.run(cli))

@@ -1,4 +1,4 @@
-"""Seed 004, parts 1-3: a simple recurrent network (SRN) with every weight 1 and every bias 0.
+"""A simple recurrent network (SRN) with every weight 1 and every bias 0, computed by hand and by minirnn.
 
 Input sequence [1, 1], [1, 1], [2, 2]; hidden size 2; output y_t = [[1, 1], [1, 1]] h_t.
 
@@ -6,21 +6,26 @@ Input sequence [1, 1], [1, 1], [2, 2]; hidden size 2; output y_t = [[1, 1], [1, 
     2. tanh:           h_t = tanh(W x_t + U h_{t-1})   -> outputs 1.9281, 1.9985, 2.0000
     3. the same with minirnn.RNNCell (a loop over time) and minirnn.RNN (the whole sequence at once)
 
-The seed writes 1 and 2 in plain NumPy in float64; here they are an RNNCell in float64, so every printed
-digit matches the seed's. The "no activation" cell is ``nonlinearity='relu'``: every pre-activation here is
+The tutorial this follows writes 1 and 2 in plain NumPy in float64; here they are an RNNCell in float64, so every
+printed digit matches the tutorial's. The "no activation" cell is ``nonlinearity='relu'``: every pre-activation here is
 positive, and relu is the identity on positive numbers. Part 3 uses float32, as torch does, printed to 4 places.
 
-Run:  python examples/srn_fixed_weights.py      (exits 1 if any number differs from the seed's)
+Run:  python examples/srn_fixed_weights.py      (exits 1 if any number differs from the tutorial's)
 """
+import os
 import sys
 
 import numpy as np
 
-from minirnn import RNN, Linear, RNNCell, no_grad
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _cli  # noqa: E402
+
+from minirnn import RNN, Linear, RNNCell, no_grad  # noqa: E402
 
 INPUTS = np.array([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]])
 
-# What the seed prints.
+# What the tutorial prints.
 SEED_LINEAR = [4.0, 12.0, 32.0]
 SEED_TANH = [1.9280551601516338, 1.9984510891336251, 1.9999753470497836]
 SEED_TANH_4 = ["1.9281", "1.9985", "2.0000"]
@@ -28,14 +33,14 @@ SEED_HIDDEN_4 = ["0.9640", "0.9992"]           # hidden state printed before ste
 
 
 def ones_and_zeros(module):
-    """Weights 1, biases 0, as the seed's loop over named_parameters() with init.ones_/init.zeros_."""
+    """Weights 1, biases 0, as the tutorial's loop over named_parameters() with init.ones_/init.zeros_."""
     for name, param in module.named_parameters():
         param.data[...] = 1.0 if name.startswith("weight") else 0.0
     return module
 
 
 def numpy_style(nonlinearity):
-    """Parts 1 and 2: one step at a time, unbatched, float64 (the seed's NumPy loop)."""
+    """Parts 1 and 2: one step at a time, unbatched, float64 (the tutorial's NumPy loop)."""
     cell = ones_and_zeros(RNNCell(2, 2, nonlinearity=nonlinearity, dtype=np.float64))
     out = ones_and_zeros(Linear(2, 2, dtype=np.float64))
     state = np.zeros(2)
@@ -90,7 +95,8 @@ def fmt4(values):
     return [f"{v:.4f}" for v in np.ravel(values)]
 
 
-def main():
+def main(argv=None):
+    _cli.parser(__doc__, goal=False, fail="a number differs from the tutorial's").parse_args(argv)  # only --help
     failures = []
     with no_grad():                                    # nothing here is trained, so cache nothing
         print("1. SRN without activation")
@@ -98,27 +104,28 @@ def main():
         print("\n2. SRN with tanh")
         tanh = numpy_style("tanh")
     with no_grad(), np.printoptions(precision=4, floatmode="fixed"):     # 4 decimals, as torch prints
-        print("\n3. minirnn.RNNCell (torch.nn.RNNCell in the seed)")
+        print("\n3. minirnn.RNNCell (torch.nn.RNNCell in the tutorial)")
         cell_out, cell_hidden = with_rnncell()
-        print("\n3. minirnn.RNN (torch.nn.RNN in the seed)")
+        print("\n3. minirnn.RNN (torch.nn.RNN in the tutorial)")
         rnn_out, rnn_hidden = with_rnn()
 
     if not np.array_equal(linear, np.repeat(np.array(SEED_LINEAR)[:, None], 2, axis=1)):
-        failures.append(f"no activation: got {linear.tolist()}, the seed has {SEED_LINEAR} (both outputs)")
+        failures.append(f"no activation: got {linear.tolist()}, the tutorial has {SEED_LINEAR} (both outputs)")
     if not np.allclose(tanh, np.repeat(np.array(SEED_TANH)[:, None], 2, axis=1), rtol=0, atol=1e-12):
-        failures.append(f"tanh: got {tanh.tolist()}, the seed has {SEED_TANH}")
+        failures.append(f"tanh: got {tanh.tolist()}, the tutorial has {SEED_TANH}")
     for name, out, hidden in (("RNNCell", cell_out, cell_hidden), ("RNN", rnn_out, rnn_hidden)):
         if fmt4(out) != [s for s in SEED_TANH_4 for _ in range(2)]:
-            failures.append(f"{name} outputs: got {fmt4(out)}, the seed prints {SEED_TANH_4} (both outputs)")
+            failures.append(f"{name} outputs: got {fmt4(out)}, the tutorial prints {SEED_TANH_4} (both outputs)")
         if fmt4(hidden) != [s for s in SEED_HIDDEN_4 for _ in range(2)]:
-            failures.append(f"{name} hidden: got {fmt4(hidden)}, the seed prints {SEED_HIDDEN_4}")
+            failures.append(f"{name} hidden: got {fmt4(hidden)}, the tutorial prints {SEED_HIDDEN_4}")
 
     print()
     if failures:
-        print("FAILED: numbers differ from seed 004:\n  " + "\n  ".join(failures))
-        sys.exit(1)
-    print("all numbers match seed 004: 4, 12, 32 without activation; 1.9281, 1.9985, 2.0000 with tanh")
+        print("FAILED: numbers differ from the tutorial's:\n  " + "\n  ".join(failures))
+        return 1
+    print("all numbers match the tutorial's: 4, 12, 32 without activation; 1.9281, 1.9985, 2.0000 with tanh")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(_cli.run(main))
