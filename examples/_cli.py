@@ -18,11 +18,14 @@ epochs, steps or minutes than the default) only reports how far it got and exits
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import math
 import os
+import signal
 import sys
-from typing import Callable
+import threading
+from typing import Callable, Iterator
 
 EXIT_CODES = ("exit codes: 0 done (goal reached, or not checked); 1 goal checked and missed; 2 bad arguments; "
               "3 training diverged; 130 interrupted (Ctrl-C)")
@@ -212,6 +215,21 @@ def need_matplotlib(p: argparse.ArgumentParser, path: str | None) -> None:
             import matplotlib  # noqa: F401
         except ImportError:
             p.error("--plot needs matplotlib, which is not installed: pip install matplotlib")
+
+
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside this block ignore Ctrl-C (an ignored signal stays ignored across exec), so that the
+    terminal's SIGINT, which reaches the whole process group, is handled by this process alone: the example stops
+    with one line, and its helper process ends when this one has closed the pipes to it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def run(main: Callable[[], int | None]) -> int:

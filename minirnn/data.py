@@ -569,7 +569,8 @@ def read_name_csv(path: str | os.PathLike, *, limit: int | None = None) -> tuple
                 if not row:
                     continue
                 if len(row) != 2 or not row[0] or not row[1]:
-                    raise ValueError(f"{os.fspath(path)}, line {line_no}: expected 'name,language', got {row!r}")
+                    shown = repr(row) if len(repr(row)) <= 80 else repr(row)[:77] + "..."
+                    raise ValueError(f"{os.fspath(path)}, line {line_no}: expected 'name,language', got {shown}")
                 names.append(row[0])
                 labels.append(row[1].strip())
                 if limit is not None and len(names) >= limit:
