@@ -232,6 +232,32 @@ def children_ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
+class DeferredInterrupt:
+    """From ``DeferredInterrupt()`` until ``restore()``, a first Ctrl-C only sets ``requested``, and the loop stops
+    at its next ``check()`` -- a point where no request to a helper process is in flight -- by raising
+    KeyboardInterrupt there; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._before = None
+        if threading.current_thread() is threading.main_thread():
+            self._before = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+            self._before = None
+
+
 def run(main: Callable[[], int | None]) -> int:
     """Call ``main()``; Ctrl-C prints one line and gives exit code 130 (128 + SIGINT), as a shell does."""
     try:

@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(train_batches)} batches of {args.batch_size}")
     losses, accs, train_secs = [], [], []
     acc = 0.0
+    stop = _cli.DeferredInterrupt()       # Ctrl-C stops between two batches, never inside the helper's request
     for epoch in range(1, args.epochs + 1):
         for group in opt.param_groups:
             group["lr"] = epoch_lr(args.lr, epoch, args.epochs, args.schedule)
@@ -270,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                     model.backward(loss_fn.backward())
                     opt.step()
                     total += loss * len(y)
+                    stop.check()
                 t1 = time.perf_counter()
                 acc = evaluate(model, test_batches)
+                stop.check()
         except FloatingPointError as e:
             model.clear_cache()
             loss_fn.clear_cache()
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         train_secs.append(t1 - t0)
         print(f"epoch {epoch:3d}  loss {losses[-1]:.4f}  test acc {acc:.4f}  train {t1 - t0:.2f} s  "
               f"eval {t2 - t1:.2f} s", flush=True)
+    stop.restore()
     print(f"median train seconds per epoch: {float(np.median(train_secs)):.2f}")
     if args.save:
         save_checkpoint(args.save, model, vocab, labels)
