@@ -9,7 +9,7 @@ exit codes, the goal convention and a quiet Ctrl-C.
 
 Exit codes (the same in every example; ``EXIT_CODES`` is the text --help shows):
     0 done (and the goal reached, when it was checked); 1 the goal was checked and missed; 2 bad arguments;
-    3 training diverged; 130 interrupted (Ctrl-C).
+    3 training diverged (the examples that check for it); 130 interrupted (Ctrl-C).
 
 The goal convention (``GOAL_RULE``): a run of the default length checks the example's goal; a shorter run (fewer
 epochs, steps or minutes than the default) only reports how far it got and exits 0, unless ``--require-goal``
@@ -29,19 +29,28 @@ from typing import Callable, Iterator
 
 EXIT_CODES = ("exit codes: 0 done (goal reached, or not checked); 1 goal checked and missed; 2 bad arguments; "
               "3 training diverged; 130 interrupted (Ctrl-C)")
-
-
-def exit_codes(fail: str | None = None) -> str:
-    """EXIT_CODES, or for an example that trains nothing: 0 ok, 1 ``fail``, 2 bad arguments, 130 interrupted."""
-    if fail is None:
-        return EXIT_CODES
-    return f"exit codes: 0 every check passed; 1 {fail}; 2 bad arguments; 130 interrupted (Ctrl-C)"
 GOAL_RULE = ("goal: a run of the default length checks the goal; a shorter run only reports and exits 0, unless "
-             "--require-goal is given")
+             "--require-goal (or a goal option such as --goal) is given")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring as written, and "(default: ...)" after every option's help."""
+def exit_codes(fail: str | None = None, diverges: bool = True) -> str:
+    """EXIT_CODES (without 3 for an example that has no divergence check), or for an example that trains nothing:
+    0 ok, 1 ``fail``, 2 bad arguments, 130 interrupted."""
+    if fail is not None:
+        return f"exit codes: 0 every check passed; 1 {fail}; 2 bad arguments; 130 interrupted (Ctrl-C)"
+    return EXIT_CODES if diverges else EXIT_CODES.replace("3 training diverged; ", "")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """The docstring as written, and "(default: ...)" after every option's help, unless the help already says it
+    (a string default is shown quoted, so that a newline or an empty string can be seen)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is argparse.SUPPRESS or "(default" in text:
+            return text
+        shown = repr(action.default) if isinstance(action.default, str) else str(action.default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,13 +60,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def parser(doc: str, *, goal: bool | str = True, fail: str | None = None) -> Parser:
+def parser(doc: str, *, goal: bool | str = True, fail: str | None = None, diverges: bool = False) -> Parser:
     """A Parser whose --help shows ``doc`` (first line as the description, the rest below), the exit codes and,
     for examples that train towards a goal, the goal convention (``goal``: True for GOAL_RULE, a string for an
-    example's own wording, False for none). ``fail``: what exit code 1 means in an example that trains nothing."""
+    example's own wording, False for none). ``fail``: what exit code 1 means in an example that trains nothing;
+    ``diverges``: the example stops with exit code 3 when training diverges."""
     first, _, rest = doc.strip().partition("\n")
     rule = GOAL_RULE if goal is True else (goal or "")
-    epilog = rest.strip("\n") + "\n\n" + exit_codes(fail) + ("\n" + rule if rule else "")
+    epilog = rest.strip("\n") + "\n\n" + exit_codes(fail, diverges) + ("\n" + rule if rule else "")
     return Parser(description=first, epilog=epilog, formatter_class=_Formatter, allow_abbrev=False)
 
 

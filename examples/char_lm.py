@@ -200,13 +200,13 @@ GOAL_RULE = ("goal: none unless --goal BPC is given; then the final held-out bpc
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _cli.parser(__doc__, goal=GOAL_RULE)
+    ap = _cli.parser(__doc__, goal=GOAL_RULE, diverges=True)
     ap.add_argument("--text", type=_cli.text_file, default=None,
                     help="a UTF-8 text file to train on and hold out from (required unless --resume ... --minutes 0)")
     ap.add_argument("--minutes", type=_cli.nonnegative_float, default=5.0,
                     help="training wall time (evaluation not counted); 0 = no training (with --resume: sample only)")
     ap.add_argument("--max-steps", type=_cli.positive_int, default=None,
-                    help="stop after this many chunks (default: no limit but --minutes)")
+                    help="stop after this many chunks (default: none, only --minutes limits the run)")
     ap.add_argument("--embed", type=_cli.positive_int, default=64, help="embedding size")
     ap.add_argument("--hidden", type=_cli.positive_int, default=256, help="LSTM hidden units")
     ap.add_argument("--layers", type=_cli.positive_int, default=1, help="LSTM layers")
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-every", type=_cli.positive_float, default=15.0, help="seconds between progress lines")
     ap.add_argument("--seed", type=_cli.seed, default=0, help="seed for the weights, the offsets and the sampling")
     ap.add_argument("--goal", type=_cli.positive_float, default=None,
-                    help="exit 1 if the final held-out bits per character are above this (default: no goal)")
+                    help="exit 1 if the final held-out bits per character are above this (default: none, no goal)")
     ap.add_argument("--save", metavar="PATH", type=_cli.writable_path, default=None,
                     help="write model + optimizer + vocabulary + step here at the end")
     ap.add_argument("--resume", metavar="PATH", type=_cli.existing_file, default=None,

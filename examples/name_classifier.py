@@ -1,6 +1,6 @@
-"""Which language is a surname from? The seed course's name classifier (18 languages), in minirnn.
+"""Which language is a surname from? The course's name classifier (18 languages), in minirnn.
 
-    python examples/name_classifier.py --train ../shared/data/names_train.csv.gz \
+    python examples/name_classifier.py --train ../shared/data/names_train.csv.gz \\
         --test ../shared/data/names_test.csv.gz --epochs 30 --save names.npz
     python examples/name_classifier.py --load names.npz --predict Dostoevsky Nakamura
 
@@ -168,7 +168,8 @@ def epoch_lr(lr: float, epoch: int, epochs: int, schedule: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = _cli.parser(__doc__, goal="goal: checked (exit 1 when missed) on a run of the default 30 epochs, or when "
-                                   "--goal or --require-goal is given; a shorter run only reports")
+                                   "--goal or --require-goal is given; a shorter run only reports",
+                     diverges=True)
     ap.add_argument("--train", type=_cli.csv_file, default=None,
                     help="training CSV (gzip or plain; rows name,language)")
     ap.add_argument("--test", type=_cli.csv_file, default=None, help="test CSV, same layout")
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                          "thread each; see minirnn.set_direction_processes); 1: all in this process")
     ap.add_argument("--seed", type=_cli.seed, default=0, help="seed for the weights, the batches and the dropout")
     ap.add_argument("--limit", type=_cli.positive_int, default=None,
-                    help="use only the first LIMIT rows of each file (quick runs; default: all)")
+                    help="use only the first LIMIT rows of each file, for quick runs (default: none, every row)")
     ap.add_argument("--goal", type=_cli.unit_interval, default=0.835, help="the final test accuracy to reach")
     _cli.add_require_goal(ap)
     ap.add_argument("--save", metavar="PATH", type=_cli.writable_path, default=None,

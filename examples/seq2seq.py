@@ -100,7 +100,7 @@ class Seq2Seq(Module):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = _cli.parser(__doc__)
+    ap = _cli.parser(__doc__, diverges=True)
     ap.add_argument("--epochs", type=_cli.positive_int, default=5000, help="passes over the 6 pairs")
     ap.add_argument("--batch-size", type=_cli.positive_int, default=3, help="pairs per training step")
     ap.add_argument("--lr", type=_cli.positive_float, default=1e-3, help="Adam's learning rate")
