@@ -32,7 +32,6 @@ there); the gap is the number of steps: torch's oneDNN LSTM step is about 1.5x f
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
