@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from minirnn.data import (SequenceBatcher, Vocab, fold_to_ascii, pad_sequences, read_name_csv, split_text,
                           stream_batches, unpad_sequences)
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+DATA = os.environ.get("MINIRNN_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 NAMES_TRAIN = os.path.join(DATA, "names_train.csv.gz")
 
 seq_lists = st.lists(st.lists(st.integers(0, 50), min_size=0, max_size=12), min_size=1, max_size=20)
@@ -288,7 +288,8 @@ def test_read_name_csv_errors(tmp_path):
         read_name_csv(binary)
 
 
-@pytest.mark.skipif(not os.path.exists(NAMES_TRAIN), reason=f"course data not found at {NAMES_TRAIN}")
+@pytest.mark.skipif(not os.path.exists(NAMES_TRAIN),
+                    reason=f"course data not found at {NAMES_TRAIN} (set MINIRNN_DATA to its folder)")
 def test_real_names_file():
     names, langs = read_name_csv(NAMES_TRAIN)
     assert len(names) == 13389 and len(set(langs)) == 18

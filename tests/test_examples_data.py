@@ -16,11 +16,13 @@ from helpers import REPO_ROOT, subprocess_env
 
 ROOT = REPO_ROOT
 EXAMPLES = os.path.join(ROOT, "examples")
-DATA = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
+# the course's files: $MINIRNN_DATA, else ../shared/data next to the checkout
+DATA = os.path.abspath(os.environ.get("MINIRNN_DATA") or os.path.join(ROOT, "..", "shared", "data"))
 NAMES_TRAIN = os.path.join(DATA, "names_train.csv.gz")
 NAMES_TEST = os.path.join(DATA, "names_test.csv.gz")
 needs_names = pytest.mark.skipif(not (os.path.exists(NAMES_TRAIN) and os.path.exists(NAMES_TEST)),
-                                 reason=f"the course's name files are not at {DATA} (the repository never ships them)")
+                                 reason=f"the course's name files are not at {DATA} (the repository never ships them; "
+                                        "set MINIRNN_DATA to their folder)")
 
 
 def run(script, *args, timeout=120, path_first=None):
