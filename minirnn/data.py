@@ -470,6 +470,9 @@ class DataLoader:
 
     The shuffled order cannot equal torch's for the same seed: torch draws its permutation with its own
     generator (``torch.randperm``); here it is ``Generator.permutation``.
+
+    Beyond torch: ``seed=``. Left out: samplers, worker processes, pinning and prefetching (in-memory arrays need
+    none of them); a custom order is a custom ``collate_fn`` or a dataset indexed in that order.
     """
 
     def __init__(self, dataset: Any, batch_size: int | None = 1, shuffle: bool = False, *, drop_last: bool = False,
