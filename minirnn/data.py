@@ -472,7 +472,7 @@ class DataLoader:
     generator (``torch.randperm``); here it is ``Generator.permutation``.
 
     Beyond torch: ``seed=``. Left out: samplers, worker processes, pinning and prefetching (in-memory arrays need
-    none of them); a custom order is a custom ``collate_fn`` or a dataset indexed in that order.
+    none of them); for another order, index the arrays in that order first.
     """
 
     def __init__(self, dataset: Any, batch_size: int | None = 1, shuffle: bool = False, *, drop_last: bool = False,
