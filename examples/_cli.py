@@ -162,6 +162,14 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def percent(text: str) -> float:
+    """A number in [0, 100] (an accuracy in %)."""
+    value = _number(float, text, "a percentage in [0, 100]")
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a percentage in [0, 100], got {text!r}")
+    return value
+
+
 def existing_file(text: str) -> str:
     """A path to a readable regular file (not a directory)."""
     if os.path.isdir(text):

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=_cli.positive_float, default=1e-3, help="Adam's learning rate")
     p.add_argument("--batch-size", type=_cli.positive_int, default=32, help="sequences per batch")
     p.add_argument("--seed", type=_cli.seed, default=0, help="seed for the data, the weights and the shuffling")
-    p.add_argument("--goal", type=float, default=90.0,
+    p.add_argument("--goal", type=_cli.percent, default=90.0,
                    help="the final eval-mode accuracy, in %%, to reach on the training sequences")
     _cli.add_require_goal(p)
     p.add_argument("--plot", metavar="PNG", type=_cli.writable_path, default=None,

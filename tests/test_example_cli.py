@@ -122,6 +122,7 @@ BAD = [
     ("random_classifier.py", ["--batch-size", "0"], "--batch-size"),
     ("random_classifier.py", ["--seed", "-3"], "--seed"),
     ("random_classifier.py", ["--epochs", "1.5"], "--epochs"),
+    ("random_classifier.py", ["--goal", "101"], "--goal"),
     ("seq2seq.py", ["--epochs", "0"], "--epochs"),
     ("seq2seq.py", ["--print-every", "0"], "--print-every"),
     ("seq2seq.py", ["--hidden", "-5"], "--hidden"),
