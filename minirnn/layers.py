@@ -40,7 +40,7 @@ class Linear(Module):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        x = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        x = self._peek()   # validate first, then pop
         dy = float_array("dy", dy, self.dtype, (x.ndim,), "(*, out_features)")
         checks.shape_is("dy", dy, x.shape[:-1] + (self.out_features,), "(*, out_features)")
         self._pop()
@@ -80,7 +80,7 @@ class Embedding(Module):
         return self.weight.data[idx]
 
     def backward(self, dy: np.ndarray) -> None:
-        idx = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        idx = self._peek()   # validate first, then pop
         dy = float_array("dy", dy, self.dtype, (idx.ndim + 1,), "(*indices.shape, embedding_dim)")
         checks.shape_is("dy", dy, idx.shape + (self.embedding_dim,), "(*indices.shape, embedding_dim)")
         self._pop()
@@ -145,7 +145,7 @@ class Dropout(Module):
         return x * mask
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        mask, shape, dtype = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        mask, shape, dtype = self._peek()   # validate first, then pop
         dy = float_array("dy", dy, dtype, (len(shape),), "(the shape of the forward's input)")
         checks.shape_is("dy", dy, shape, "(the shape of the forward's input)")
         self._pop()

@@ -74,11 +74,6 @@ class _Loss(Module):
         # 0/0 is nan in torch too; spelt out so NumPy has no division to warn about.
         return total / denominator if denominator != 0 else float("nan")
 
-    def _peek(self) -> Any:
-        """The newest cache entry, left in place: backward validates ``upstream`` before popping, so a bad call
-        can be retried without losing the forward's cache."""
-        return self._cache[-1] if self._cache else self._pop()   # _pop raises the contract's error
-
     def _upstream(self, upstream: Any, shape: tuple[int, ...], dtype: np.dtype, denominator: float) -> Any:
         """d loss_total / d element, as a scalar or an array broadcastable to the element shape ``shape``."""
         if self.reduction == "none":

@@ -4,6 +4,22 @@ The contract (see DESIGN.md): ``y = m(x)`` runs ``forward`` and, while gradients
 pushes what its backward needs onto its own stack. ``m.backward(dy)`` pops the most recent entry (LIFO),
 accumulates into every parameter's ``.grad`` and returns the gradients of the inputs. A cell called T times
 is therefore back-propagated by T calls of ``backward`` in reverse order, exactly as BPTT is written by hand.
+
+Threads
+-------
+What may be shared between threads, and what is refused (a RuntimeError that says so, never mixed tapes):
+
+* **Inference** (``with minirnn.no_grad():``) on one model from any number of threads at once is fine: a forward
+  without gradients writes nothing into the model, and the engine's scratch arrays are allocated per call
+  (``no_grad`` is per thread). Changing the model meanwhile (``load_state_dict``, an optimizer step, ``train()``)
+  is not synchronised: do it while no other thread runs the model.
+* **Training** one model belongs to one thread at a time. The stack knows which thread pushed each entry:
+  a forward with gradients enabled while another (running) thread's entry is on top of the stack, and a
+  backward from another thread than the one whose forward pushed the newest entry, are refused. A parameter's
+  ``.grad`` belongs to the thread that accumulated it until ``zero_grad()`` resets it: accumulating into it, or
+  ``Module.zero_grad()``, from another running thread is refused too. Handing a model over to another thread
+  is fine once the first one has run its backward and ``zero_grad()`` (or has ended). To train in parallel, give
+  each thread its own model (``copy.deepcopy``) and combine the gradients yourself.
 """
 from __future__ import annotations
 
@@ -71,6 +87,32 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+# Guards every push and pop of the backward stacks and every gradient accumulation: a check and the change it
+# allows happen together, so two threads cannot both pass a check (uncontended, it costs well under a microsecond).
+_cache_lock = threading.RLock()
+
+
+# Threads are recorded by ident (an int: a model stays picklable and deep-copyable); an ident may be reused once
+# its thread has ended, which can only let a finished thread's forward be back-propagated by a later one (safe).
+def _running(ident: int) -> threading.Thread | None:
+    """The running thread with this ident, or None when it has ended."""
+    return next((t for t in threading.enumerate() if t.ident == ident), None)
+
+
+def _thread_name(ident: int) -> str:
+    t = _running(ident)
+    return f"thread {t.name!r}" if t is not None else "a thread that has ended"
+
+
+def _check_grad_owner(p: "Parameter", me: int, action: str) -> None:
+    owner = p._grad_thread
+    if p.grad is not None and owner is not None and owner != me and _running(owner) is not None:
+        raise RuntimeError(
+            f"cannot {action} a parameter's .grad from {_thread_name(me)}: {_thread_name(owner)} accumulated it "
+            "and has not reset it (zero_grad()). One model is trained by one thread at a time; no_grad() "
+            "inference may run in many threads. Give each training thread its own model (copy.deepcopy).")
+
+
 class Parameter:
     """A trainable array. ``grad`` is None until a backward writes it (as in torch), then has ``data``'s shape and dtype.
 
@@ -80,7 +122,7 @@ class Parameter:
     inputs still flow through it.
     """
 
-    __slots__ = ("data", "grad", "_requires_grad")
+    __slots__ = ("data", "grad", "_requires_grad", "_grad_thread")
 
     def __init__(self, data: np.ndarray, requires_grad: bool = True) -> None:
         self.data = np.ascontiguousarray(data)
@@ -99,6 +141,7 @@ class Parameter:
         """Set ``requires_grad`` in place and return the parameter, as ``torch.Tensor.requires_grad_``."""
         self.requires_grad = requires_grad
         return self
+        self._grad_thread: int | None = None   # the ident of the thread whose backward wrote ``grad``
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -117,13 +160,19 @@ class Parameter:
         return int(self.data.size)
 
     def accumulate(self, g: np.ndarray) -> None:
-        """Add ``g`` into ``grad`` (gradients accumulate across backward calls, as torch's do); nothing when frozen."""
+        """Add ``g`` into ``grad`` (gradients accumulate across backward calls, as torch's do); nothing when frozen.
+        Refused from a thread other than the one that accumulated the current ``grad`` while that one runs (see
+        *Threads*)."""
         if not self._requires_grad:
             return
-        if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
-        else:
-            self.grad += g
+        me = threading.get_ident()
+        with _cache_lock:
+            if self.grad is None:
+                self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
+            else:
+                _check_grad_owner(self, me, "accumulate a gradient into")
+                self.grad += g
+            self._grad_thread = me
 
     def __repr__(self) -> str:
         frozen = "" if self._requires_grad else ", requires_grad=False"
@@ -176,6 +225,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_cache", [])
+        object.__setattr__(self, "_cache_threads", [])   # the ident of the thread that pushed each entry
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -210,10 +260,21 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def _save(self, entry: Any) -> None:
-        """Push what backward needs, only while gradients are enabled."""
+        """Push what backward needs, only while gradients are enabled, with the thread that pushed it."""
         if is_grad_enabled():
-            self._cache.append(entry)
-            if len(self._cache) == CACHE_WARN_DEPTH:
+            me = threading.get_ident()
+            with _cache_lock:
+                threads = self._cache_threads
+                if threads and threads[-1] != me and _running(threads[-1]) is not None:
+                    raise RuntimeError(
+                        f"{type(self).__name__}: a forward with gradients enabled from {_thread_name(me)} while "
+                        f"{_thread_name(threads[-1])} has a forward waiting for its backward: one model is trained "
+                        "by one thread at a time. Run inference from other threads under minirnn.no_grad(), or "
+                        "give each training thread its own model (copy.deepcopy)")
+                self._cache.append(entry)
+                threads.append(me)
+                depth = len(self._cache)
+            if depth == CACHE_WARN_DEPTH:
                 warnings.warn(
                     f"{type(self).__name__} holds {CACHE_WARN_DEPTH} forward caches with no backward; "
                     "wrap evaluation in minirnn.no_grad() or call clear_cache()",
@@ -221,18 +282,39 @@ class Module:
                     stacklevel=3,
                 )
 
-    def _pop(self) -> Any:
+    def _check_top(self) -> None:
+        """The newest entry exists and was pushed by this thread (call with _cache_lock held)."""
         if not self._cache:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called with nothing to back-propagate: every backward needs "
                 "one earlier forward call made while gradients were enabled (not under minirnn.no_grad())"
             )
-        return self._cache.pop()
+        me, owner = threading.get_ident(), self._cache_threads[-1]
+        if owner != me:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward from {_thread_name(me)}, but the newest forward was run by "
+                f"{_thread_name(owner)}: a backward must run in the thread of its forward (one model is trained "
+                "by one thread at a time; no_grad() inference may run in many threads). Nothing was changed; "
+                "call clear_cache() to drop the other thread's pending forwards.")
+
+    def _peek(self) -> Any:
+        """The newest entry, left in place (backward validates its arguments against it before popping)."""
+        with _cache_lock:
+            self._check_top()
+            return self._cache[-1]
+
+    def _pop(self) -> Any:
+        with _cache_lock:
+            self._check_top()
+            self._cache_threads.pop()
+            return self._cache.pop()
 
     def clear_cache(self) -> None:
         """Drop every pending forward cache of this module and its children."""
-        for m in self.modules():
-            m._cache.clear()
+        with _cache_lock:
+            for m in self.modules():
+                m._cache.clear()
+                m._cache_threads.clear()
 
     # ---- parameters and children (torch's iterators: a module or parameter shared under two names is listed once)
     def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True
@@ -360,11 +442,19 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad.fill(0)
+        """Reset every ``.grad`` (to None, or zeros); refused, with nothing changed, while another running thread
+        owns a gradient (see *Threads* in the module docstring)."""
+        me = threading.get_ident()
+        with _cache_lock:
+            params = list(self.parameters())
+            for p in params:
+                _check_grad_owner(p, me, "reset")
+            for p in params:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.fill(0)
+                p._grad_thread = None
 
     def train(self, mode: bool = True) -> "Module":
         """Training mode (False: evaluation) for this module and every descendant; returns self, as torch.

@@ -96,7 +96,7 @@ class _CellBase(Module):
         return h1, c1, batched
 
     def _step_backward(self, dh: Any, dc: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        tape, batched = self._cache[-1] if self._cache else self._pop()   # validate first, then pop
+        tape, batched = self._peek()   # validate first, then pop
         B = tape.B
         dh = None if dh is None else self._state("dh", dh, B, batched)
         dc = None if dc is None else self._state("dc", dc, B, batched)
@@ -505,7 +505,7 @@ class _RNNBase(Module):
 
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # validate against the newest cache before popping it: a bad dout leaves the cache for a corrected retry
-        tapes, drops, tm, batched, x_shape = self._cache[-1] if self._cache else self._pop()
+        tapes, drops, tm, batched, x_shape = self._peek()
         D, P = self.num_directions, self._out_size
         T, B = tapes[0].T, tapes[0].B
         out_shape = x_shape[:-1] + (D * P,)
