@@ -1,4 +1,13 @@
-"""Linear, Embedding and Dropout, each forward beside its backward."""
+"""Linear, Embedding and Dropout, each forward beside its backward; what keeps the tapes safe from in-place changes.
+
+In-place changes between forward and backward (torch raises "modified by an inplace operation" at backward):
+here they cannot change a gradient. What a layer keeps for backward is its own memory: an input the layer keeps
+(Linear's x, Embedding's indices, a recurrent layer's x) is copied unless it is already private (converted by
+the layer) or read-only (``frozen``: typically the read-only output of the layer before); and while gradients
+are enabled, the arrays a recurrent layer or cell returns (out, h_n, c_n, h', c'), which are its tape, are made
+read-only (``freeze``): changing one raises NumPy's "assignment destination is read-only" at once. Copy it
+(``out.copy()``) to change it. Under ``no_grad()`` nothing is kept and the outputs stay writeable.
+""" 
 from __future__ import annotations
 
 import math
@@ -8,7 +17,35 @@ import numpy as np
 from . import init
 from . import checks
 from .checks import dtype_of, float_array, index_array, positive_int
-from .module import Module, Parameter
+from .module import Module, Parameter, is_grad_enabled
+
+
+def frozen(a: np.ndarray) -> bool:
+    """True when no one can change ``a`` without first setting a writeable flag back on: ``a`` is read-only and
+    so is the memory under it (its base arrays; immutable bytes)."""
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        if a.base is None:
+            return True
+        a = a.base
+    return isinstance(a, bytes)
+
+
+def freeze(*arrays: np.ndarray | None) -> None:
+    """Make arrays the layer returns, and the tape memory under them, read-only (see the module docstring)."""
+    for a in arrays:
+        while isinstance(a, np.ndarray) and a.flags.writeable:
+            a.flags.writeable = False
+            a = a.base
+
+
+def kept(a: np.ndarray, given: object) -> np.ndarray:
+    """``a`` (the layer's validated input, ``given`` as the caller passed it), safe to keep for backward: ``a``
+    itself when it is private (a conversion made it) or frozen, else a copy (the caller may reuse its buffer)."""
+    if (a is not given and a.base is None) or frozen(a):
+        return a
+    return a.copy()
 
 
 class Linear(Module):
@@ -31,12 +68,14 @@ class Linear(Module):
         self.bias = Parameter(init.uniform(g, (out_features,), bound, self.dtype)) if bias else None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        given = x
         x = float_array("x", x, self.dtype, range(1, 65), "(*, in_features)")
         checks.last_dim("x", x, self.in_features, "in_features")
         y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
-        self._save(x)
+        if is_grad_enabled():
+            self._save(kept(x, given))      # backward's dW = dy^T x must see the x of this forward
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -76,7 +115,8 @@ class Embedding(Module):
 
     def forward(self, indices: np.ndarray) -> np.ndarray:
         idx = index_array("indices", indices, self.num_embeddings)
-        self._save(idx)
+        if is_grad_enabled():
+            self._save(kept(idx, indices))
         return self.weight.data[idx]
 
     def backward(self, dy: np.ndarray) -> None:
@@ -111,6 +151,8 @@ class Embedding(Module):
 
 
 def check_dropout(p: float, name: str = "dropout") -> float:
+    """A drop probability in [0, 1], as torch's. Called where the probability is used too, so that a value set
+    after construction (``rnn.dropout = 1.5``) is refused there as well."""
     return checks.probability(name, p)
 
 
@@ -128,7 +170,9 @@ def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, dty
 
 
 class Dropout(Module):
-    """Inverted dropout, active only in training mode: y = x * mask / (1 - p); dx = dy * mask / (1 - p)."""
+    """Inverted dropout, active only in training mode: y = x * mask / (1 - p); dx = dy * mask / (1 - p).
+
+    p in [0, 1], as torch: p = 1 gives zeros (and zero gradients)."""
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
@@ -137,10 +181,11 @@ class Dropout(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = float_array("x", x, None, range(0, 65))
-        if not self.training or self.p == 0.0:
+        p = check_dropout(self.p, "p")   # attributes a user may have set since construction
+        if not checks.flag("training", self.training) or p == 0.0:
             self._save((None, x.shape, x.dtype))
             return x
-        mask = dropout_mask(self.rng, x.shape, self.p, x.dtype)
+        mask = dropout_mask(self.rng, x.shape, p, x.dtype)
         self._save((mask, x.shape, x.dtype))
         return x * mask
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import checks
 from . import functional as F
+from .layers import kept
 from .module import Module
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -68,7 +69,8 @@ class _Loss(Module):
         """'none' -> elements (M-shaped); 'sum' -> sum; 'mean' -> sum / denominator (nan when it is 0, as torch)."""
         if self.reduction == "none":
             return np.asarray(elements)      # NumPy hands back a scalar for 0-d results; torch a 0-d tensor
-        total = float(elements.sum())
+        with np.errstate(over="ignore"):   # a float32 sum past 3.4e38 is inf, silently, as torch's
+            total = float(elements.sum())
         if self.reduction == "sum":
             return total
         # 0/0 is nan in torch too; spelt out so NumPy has no division to warn about.
@@ -271,7 +273,7 @@ class CrossEntropyLoss(_IndexLoss):
         L = F.log_softmax(_class_last(x), axis=-1)
         elements = -(q * L).sum(axis=-1)
         M = x.size // C if C else 0
-        self._save(("prob", L, q, M, x.ndim))
+        self._save(("prob", L, kept(q, target), M, x.ndim))   # the caller may refill its target buffer
         return self._reduce(elements, M)
 
     def backward(self, upstream: Any = None) -> np.ndarray:
@@ -357,7 +359,7 @@ class BCEWithLogitsLoss(_Loss):
         elements = (1 - t) * x - (log_sig if lw is None else lw * log_sig)
         if w is not None:
             elements = elements * w
-        self._save((x, t, w, lw))
+        self._save((kept(x, input), kept(t, target), w, lw))   # the caller may refill its buffers before backward
         return self._reduce(elements, x.size)
 
     def backward(self, upstream: Any = None) -> np.ndarray:
@@ -382,18 +384,24 @@ class MSELoss(_Loss):
 
     input (*) and target (*) of the same shape (no broadcasting). output 'none': (*); 'mean'/'sum': a float.
         loss = (x - t)^2;   d loss / d x = 2 (x - t);   'mean' divides by the number of elements.
+    In float32, as torch: a difference or square past 3.4e38 is inf (silently); the gradient of 'mean' and 'sum'
+    is computed as torch's, (2 g) (x - t) with g the upstream over N, so it is finite wherever torch's is.
     """
 
     def forward(self, input: np.ndarray, target: np.ndarray) -> float | np.ndarray:
         x = _float_input("input", input)
         t = _real_target(x, target)
-        diff = x - t
-        self._save(diff)
-        return self._reduce(diff * diff, x.size)
+        with np.errstate(over="ignore"):
+            diff = x - t
+            self._save(diff)
+            return self._reduce(diff * diff, x.size)
 
     def backward(self, upstream: Any = None) -> np.ndarray:
         """upstream: scalar for 'mean'/'sum' (default 1.0), the input's shape for 'none'. Returns dinput."""
         diff = self._peek()
         g = self._upstream(upstream, diff.shape, diff.dtype, diff.size)
         self._pop()
-        return 2 * diff * g
+        with np.errstate(over="ignore"):
+            if self.reduction == "none":
+                return 2 * diff * g      # torch's order: 2 (x - t) first, then the upstream
+            return (2 * g) * diff        # torch's: norm = 2 / N first; 2 * (1 / N) is exact

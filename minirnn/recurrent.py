@@ -19,7 +19,7 @@ import numpy as np
 from . import direction_process, engine, init, kernels
 from . import checks
 from .checks import dtype_of, float_array, positive_int, shape_is
-from .layers import check_dropout, dropout_mask
+from .layers import check_dropout, dropout_mask, freeze, frozen
 from .module import Module, Parameter, is_grad_enabled
 
 State = Any  # np.ndarray, or (h, c) for the LSTM
@@ -36,6 +36,15 @@ def _accumulate(params: dict[str, Parameter | None], g: engine.Grads) -> None:
         p = params.get(key)
         if p is not None:
             p.accumulate(value)
+
+
+def _own_input(tape: engine.Tape, x: np.ndarray, given: Any) -> None:
+    """Give the tape its own copy of the input when it still holds the caller's memory (``x`` validated from
+    ``given``): a caller refilling its buffer before backward would change the weight gradients otherwise
+    (torch raises "modified by an inplace operation"). A private conversion or a frozen array is kept as it is."""
+    X = getattr(tape, "X", None)   # a RemoteTape (second process) holds a copy already
+    if X is not None and np.may_share_memory(X, x) and not (x is not given and x.base is None) and not frozen(x):
+        tape.X = X.copy()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -77,6 +86,7 @@ class _CellBase(Module):
         return s if batched else s[None]
 
     def _step(self, x: np.ndarray, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        given = x
         x = float_array("input", x, self.dtype, (1, 2), "(B, input_size) or (input_size,)")
         batched = x.ndim == 2
         checks.last_dim("input", x, self.input_size, "input_size")
@@ -90,7 +100,10 @@ class _CellBase(Module):
             c1 = h1.copy() if self.kernel.has_cell else None
             return (h1, c1, batched) if batched else (h1[0], None if c1 is None else c1[0], batched)
         _, h1, c1, tape = engine.forward(self.kernel, self._weights(), x2[None], h0, c0)
-        self._save((tape, batched))
+        if is_grad_enabled():   # the tape is backward's own: no caller's buffer in it, h1 and c1 read-only
+            _own_input(tape, x, given)
+            freeze(h1, c1)
+            self._save((tape, batched))
         if not batched:
             return h1[0], (c1[0] if c1 is not None else None), batched
         return h1, c1, batched
@@ -368,6 +381,11 @@ class _RNNBase(Module):
 
     # ---- forward and BPTT -----------------------------------------------------------------------------------
     def _run(self, x: np.ndarray, h0: Any, c0: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        # attributes a user may have set since construction, checked where they are used
+        self.batch_first = checks.flag("batch_first", self.batch_first)
+        training = checks.flag("training", self.training)
+        dropout = check_dropout(self.dropout) if training else 0.0
+        given = x
         layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         x = float_array("input", x, self.dtype, (2, 3), f"{layout} or unbatched (T, input_size)")
         batched = x.ndim == 3
@@ -403,17 +421,21 @@ class _RNNBase(Module):
             X = layer_in = None
             layer_in, layer_out = layer_out, None
             drop = None
-            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
-                drop = dropout_mask(self.rng, layer_in.shape, self.dropout, self.dtype)   # i.i.d.: no unsort
+            if dropout > 0 and layer < self.num_layers - 1:
+                drop = dropout_mask(self.rng, layer_in.shape, dropout, self.dtype)   # i.i.d.: no unsort
                 layer_in = layer_in * drop
             drops.append(drop)
-        self._save((tapes, drops, tm, batched, x.shape))
         out = self._from_seq_first(tm.unsort(layer_in), batched)
         hn = tm.unsort(np.stack(h_n))
         cn = tm.unsort(np.stack(c_n)) if c_n is not None else None
         if not batched:
             hn = hn[:, 0]
             cn = cn[:, 0] if cn is not None else None
+        if keep_tape:   # the tapes are backward's own: no caller's buffer in them, the outputs read-only
+            for tape in tapes[:D]:
+                _own_input(tape, x, given)
+            freeze(out, hn, cn)
+            self._save((tapes, drops, tm, batched, x.shape))
         return out, hn, cn
 
     def _layer_forward(self, layer: int, layer_in: np.ndarray, tm: _TimeMap, h0: np.ndarray, c0: np.ndarray | None,
