@@ -76,7 +76,6 @@ import math
 import numbers
 import os
 import stat
-import tempfile
 import zipfile
 from collections import OrderedDict
 from typing import Any, Mapping, NamedTuple
@@ -151,6 +150,150 @@ _CONFIG_ARGS = {
     "Embedding": ("num_embeddings", "embedding_dim", "padding_idx", "dtype"),
     "Dropout": ("p",),
 }
+
+
+def _dtype_field(name: str, value: Any) -> np.dtype:
+    from . import checks
+
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a dtype name ('float32' or 'float64'), got {value!r:.100}")
+    return checks.dtype_of(value, name)
+
+
+def _field_checks() -> dict[str, Any]:
+    """What each constructor argument of ``_CONFIG_ARGS`` must be, as a check raising TypeError/ValueError."""
+    from . import checks, kernels
+    from .layers import check_dropout
+
+    positive = lambda n, v: checks.positive_int(n, v)
+    return {
+        "input_size": positive, "hidden_size": positive, "num_layers": positive, "in_features": positive,
+        "out_features": positive, "num_embeddings": positive, "embedding_dim": positive,
+        "proj_size": lambda n, v: checks.nonnegative_int(n, v),
+        "bias": checks.flag, "batch_first": checks.flag, "bidirectional": checks.flag,
+        "dropout": lambda n, v: check_dropout(v, n), "p": lambda n, v: check_dropout(v, n),
+        "nonlinearity": lambda n, v: checks.choice(n, v, tuple(kernels.RNN_KERNELS)),
+        "dtype": _dtype_field,
+        "padding_idx": lambda n, v: v,   # checked against num_embeddings below
+    }
+
+
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4, "RNNCell": 1, "GRUCell": 3, "LSTMCell": 4}
+
+
+def _parameter_count(name: str, a: Mapping[str, Any]) -> int:
+    """How many numbers the layer ``name`` built from the (checked) arguments ``a`` allocates."""
+    if name in ("RNN", "GRU", "LSTM"):
+        G, H, P = _GATES[name], a["hidden_size"], a.get("proj_size") or a["hidden_size"]
+        D = 2 if a["bidirectional"] else 1
+        per = lambda i: G * H * (i + P + 2 * a["bias"]) + (P * H if a.get("proj_size") else 0)
+        return D * (per(a["input_size"]) + (a["num_layers"] - 1) * per(P * D))
+    if name in _GATES:
+        G, H = _GATES[name], a["hidden_size"]
+        return G * H * (a["input_size"] + H + 2 * a["bias"])
+    if name == "Linear":
+        return a["out_features"] * (a["in_features"] + a["bias"])
+    if name == "Embedding":
+        return a["num_embeddings"] * a["embedding_dim"]
+    return 0
+
+
+def _config_shapes(config: Mapping[str, Any], prefix: str = "") -> "OrderedDict[str, tuple]" | None:
+    """The state-dict names and shapes a *checked* built-in configuration gives (None for a model of your own)."""
+    name, a = config["class"], config["args"]
+    out: OrderedDict[str, tuple] = OrderedDict()
+    if name == "Sequential":
+        for i, child in enumerate(config["children"]):
+            sub = _config_shapes(child, f"{prefix}{i}.")
+            if sub is None:
+                return None
+            out.update(sub)
+    elif "module" in config or name not in _CONFIG_ARGS:
+        return None
+    elif name in ("RNN", "GRU", "LSTM"):
+        G, H = _GATES[name], a["hidden_size"]
+        P = a.get("proj_size") or H
+        D = 2 if a["bidirectional"] else 1
+        for layer in range(a["num_layers"]):
+            for d in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                out[prefix + "weight_ih" + sfx] = (G * H, a["input_size"] if layer == 0 else P * D)
+                out[prefix + "weight_hh" + sfx] = (G * H, P)
+                if a["bias"]:
+                    out[prefix + "bias_ih" + sfx] = (G * H,)
+                    out[prefix + "bias_hh" + sfx] = (G * H,)
+                if a.get("proj_size"):
+                    out[prefix + "weight_hr" + sfx] = (P, H)
+    elif name in _GATES:
+        G, H = _GATES[name], a["hidden_size"]
+        out[prefix + "weight_ih"], out[prefix + "weight_hh"] = (G * H, a["input_size"]), (G * H, H)
+        if a["bias"]:
+            out[prefix + "bias_ih"], out[prefix + "bias_hh"] = (G * H,), (G * H,)
+    elif name == "Linear":
+        out[prefix + "weight"] = (a["out_features"], a["in_features"])
+        if a["bias"]:
+            out[prefix + "bias"] = (a["out_features"],)
+    elif name == "Embedding":
+        out[prefix + "weight"] = (a["num_embeddings"], a["embedding_dim"])
+    return out
+
+
+def _check_config(config: Any, where: str = "config", max_bytes: int | None = None) -> int:
+    """Check a configuration as ``module_config`` writes it, field by field, before anything is built: a
+    TypeError/ValueError naming the field (``config.children[1].args.hidden_size``) for a wrong type, an unknown
+    or missing key, a value out of range, or (with ``max_bytes``, the checkpoint's size) weights larger than the
+    file that should hold them. Returns the bytes of weights it describes (0 for models of your own)."""
+    if not isinstance(config, Mapping):
+        raise TypeError(f"{where}: expected a dict, got {type(config).__name__}")
+    name = config.get("class")
+    if not isinstance(name, str):
+        raise TypeError(f"{where}.class: expected a class name (str), got {config.get('class')!r:.100}")
+    builtin = name in _CONFIG_ARGS or name == "Sequential"
+    if not builtin or "module" in config:   # a model of your own: only the shape of its entry can be checked
+        unknown = sorted(set(config) - {"class", "module", "args"})
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown} (expected 'class', 'module', 'args')")
+        args = config.get("args")
+        if args is not None and (not isinstance(args, Mapping) or not all(isinstance(k, str) for k in args)):
+            raise TypeError(f"{where}.args: expected null or a dict with string keys, got {args!r:.100}")
+        return 0
+    allowed = {"class", "args", "children"} if name == "Sequential" else {"class", "args"}
+    unknown, missing = sorted(set(config) - allowed), sorted(allowed - set(config))
+    if unknown or missing:
+        raise ValueError(f"{where}: " + "; ".join(
+            ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else []))
+            + f" for class {name!r}")
+    args = config["args"]
+    if not isinstance(args, Mapping):
+        raise TypeError(f"{where}.args: expected a dict, got {type(args).__name__}")
+    if name == "Sequential":
+        if args:
+            raise ValueError(f"{where}.args: expected {{}} for Sequential, got keys {sorted(args)[:10]}")
+        children = config["children"]
+        if not isinstance(children, list):
+            raise TypeError(f"{where}.children: expected a list of configs, got {type(children).__name__}")
+        total = sum(_check_config(c, f"{where}.children[{i}]", None) for i, c in enumerate(children))
+    else:
+        expected = _CONFIG_ARGS[name]
+        unknown, missing = sorted(set(args) - set(expected)), [k for k in expected if k not in args]
+        if unknown or missing:
+            raise ValueError(f"{where}.args: " + "; ".join(
+                ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else []))
+                + f" for class {name!r} (expected {list(expected)})")
+        fields = _field_checks()
+        a = {k: fields[k](f"{where}.args.{k}", args[k]) for k in expected}
+        if name == "Embedding" and a["padding_idx"] is not None:
+            from . import checks
+            a["padding_idx"] = checks.optional_index(f"{where}.args.padding_idx", a["padding_idx"],
+                                                     a["num_embeddings"])
+        if a.get("proj_size") and a["proj_size"] >= a["hidden_size"]:
+            raise ValueError(f"{where}.args.proj_size: expected less than hidden_size={a['hidden_size']}, "
+                             f"got {a['proj_size']}")
+        total = _parameter_count(name, a) * (a["dtype"].itemsize if "dtype" in a else 0)
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError(f"{where}: describes {total} bytes of weights, more than the whole checkpoint "
+                         f"({max_bytes} bytes): a size field is wrong")
+    return total
 
 
 def _known_classes() -> dict[str, type]:
@@ -232,6 +375,10 @@ def module_from_config(config: Mapping[str, Any], classes: Mapping[str, type] | 
         raise ValueError(f"config: expected 'args' to be a dict, got {type(args).__name__}")
     kwargs = dict(args)
     if name in _CONFIG_ARGS and cls is _known_classes().get(name):
+        try:
+            _check_config(config)
+        except TypeError as e:   # a malformed configuration is a ValueError naming its field
+            raise ValueError(str(e)) from None
         if "dtype" in kwargs:
             kwargs["dtype"] = np.dtype(kwargs["dtype"])
         if name != "Dropout":
@@ -401,21 +548,120 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=dirpath)
+    base = os.path.basename(path)
+    _sweep_temporaries(dirpath, base)
+    fd, tmp = _open_temporary(dirpath, base, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, members)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            else:   # pragma: no cover - Windows
+                os.chmod(tmp, mode)
+            if tmp is None:   # the unnamed file gets a name only now, for os.replace (a window of microseconds)
+                tmp = _link_temporary(f.fileno(), dirpath, base, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
         raise
+    finally:
+        _LIVE.discard(tmp)
     _fsync_dir(dirpath)
+
+
+# A killed save (SIGKILL, SIGTERM, a power cut) runs no cleanup. On Linux the data is written to an unnamed file
+# (O_TMPFILE), which the kernel frees with the process; it is linked to a name only just before os.replace. Where
+# that is not available, and for that last moment, the temporary is named ``.<target>.<pid>.<random>.tmp``: the
+# next save of the same target removes those whose process is gone (never a live save's, in this process or
+# another). Temporaries of other targets are left alone.
+_LIVE: set[str | None] = set()   # this process's temporaries being written (threads may save the same target)
+
+
+def _named(dirpath: str, base: str) -> str:
+    name = os.path.join(dirpath, f".{base}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    _LIVE.add(name)
+    return name
+
+
+def _open_temporary(dirpath: str, base: str, mode: int) -> tuple[int, str | None]:
+    """(fd, None) for an unnamed file in ``dirpath`` (Linux O_TMPFILE, when /proc can link it), else (fd, name)."""
+    if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
+        try:
+            return os.open(dirpath, os.O_TMPFILE | os.O_RDWR, mode), None
+        except OSError:   # a filesystem without O_TMPFILE (EOPNOTSUPP, EISDIR): fall back to a named file
+            pass
+    while True:
+        name = _named(dirpath, base)
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), name
+        except FileExistsError:   # pragma: no cover - 48 random bits
+            _LIVE.discard(name)
+
+
+def _link_temporary(fd: int, dirpath: str, base: str, mode: int) -> str:
+    """Give the unnamed file ``fd`` a temporary name: linkat through /proc/self/fd, or where the kernel refuses
+    that, a named copy (written and fsync'ed; the unnamed one goes when ``fd`` is closed)."""
+    name = _named(dirpath, base)
+    proc = os.open("/proc/self/fd", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.link(str(fd), name, src_dir_fd=proc, follow_symlinks=True)   # linkat(..., AT_SYMLINK_FOLLOW)
+        return name
+    except OSError:
+        pass
+    finally:
+        os.close(proc)
+    out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        offset = 0
+        while chunk := os.pread(fd, 1 << 20, offset):
+            os.write(out, chunk)
+            offset += len(chunk)
+        os.fsync(out)
+        os.fchmod(out, mode)
+    finally:
+        os.close(out)
+    return name
+
+
+def _process_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False   # this process's: stale only if not being written (checked by the caller)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:   # EPERM: it exists (another user's)
+        return False
+    return False
+
+
+def _sweep_temporaries(dirpath: str, base: str) -> None:
+    """Remove the temporaries that killed saves of ``base`` left in ``dirpath`` (see above). POSIX only: there
+    ``os.kill(pid, 0)`` only asks whether the process exists."""
+    if os.name != "posix":
+        return
+    prefix = f".{base}."
+    try:
+        entries = [e.name for e in os.scandir(dirpath) if e.name.startswith(prefix) and e.name.endswith(".tmp")]
+    except OSError:
+        return
+    for name in entries:
+        pid, _, rest = name[len(prefix):-len(".tmp")].partition(".")
+        if not (pid.isdigit() and len(rest) == 12 and all(c in "0123456789abcdef" for c in rest)):
+            continue   # not one of ours (another tool's file, or another target whose name starts like this one)
+        full = os.path.join(dirpath, name)
+        if full in _LIVE or not (_process_gone(int(pid)) or int(pid) == os.getpid()):
+            continue
+        try:
+            os.unlink(full)
+        except OSError:   # removed meanwhile by another save, or not ours to remove
+            pass
 
 
 # ---- loading ------------------------------------------------------------------------------------------------------
@@ -515,7 +761,24 @@ def _read_member(zf: zipfile.ZipFile, name: str, refuse: Any, expected: tuple[li
     return arr
 
 
+def _check_archive(zf: zipfile.ZipFile, refuse: Any) -> int:
+    """Before anything is read or allocated: every member stored (``save`` never compresses; inflating untrusted
+    data could ask for any amount of memory: a zip bomb) and lying wholly inside the file, so no member can hold
+    more bytes than the file has. Returns the file's size, the bound of everything loading allocates."""
+    zf.fp.seek(0, os.SEEK_END)
+    size = zf.fp.tell()
+    for info in zf.infolist():
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise refuse(f"member {info.filename!r} is compressed (zip method {info.compress_type}); minirnn "
+                         "checkpoints are stored uncompressed and compressed members are refused rather than inflated")
+        if info.file_size != info.compress_size or info.header_offset + info.compress_size > size:
+            raise refuse(f"member {info.filename!r} claims {info.file_size} bytes, more than the file holds "
+                         f"({size} bytes)")
+    return size
+
+
 def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
+    file_size = _check_archive(zf, refuse)
     members = zf.namelist()
     if HEADER + ".npy" not in members:
         raise refuse(f"no {HEADER!r} header (a plain .npz? read it with numpy.load)")
@@ -534,6 +797,15 @@ def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
     listed = header.get("arrays")
     if not isinstance(listed, list) or not all(isinstance(e, list) and len(e) == 3 for e in listed):
         raise refuse("the header's list of arrays is malformed")
+    metadata = header.get("metadata") or {}
+    config = header.get("config")
+    if not isinstance(metadata, dict) or not (config is None or isinstance(config, dict)):
+        raise refuse("the header's metadata or config is malformed")
+    if config is not None:
+        try:
+            _check_config(config, "config", file_size)
+        except (TypeError, ValueError) as e:
+            raise refuse(str(e)) from None
     expected = {name + ".npy" for name, _, _ in listed} | {HEADER + ".npy"}
     if set(members) != expected or len(members) != len(expected):
         gone = sorted(expected - set(members))
@@ -542,6 +814,13 @@ def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
     arrays: OrderedDict[str, np.ndarray] = OrderedDict()
     for name, shape, dtype in listed:
         arrays[name] = _read_member(zf, name, refuse, (shape, dtype))
+    shapes = _config_shapes(config) if config is not None and header.get("kind") == "module" else None
+    held = {name: tuple(arr.shape) for name, arr in arrays.items()}
+    if shapes is not None and shapes != held:   # what build() would load: refused here, naming the file
+        wrong = [f"{k} {shapes.get(k)} by the config, {held.get(k)} in the file"
+                 for k in list(shapes) + [k for k in held if k not in shapes] if shapes.get(k) != held.get(k)]
+        raise refuse(f"the config {json.dumps(config)[:300]} does not describe the file's arrays: "
+                     + "; ".join(wrong[:5]))
     kind = header.get("kind")
     if kind in ("module", "state_dict"):
         state: Any = arrays
@@ -549,10 +828,6 @@ def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
         state = _unflatten(header.get("structure"), arrays)
     else:
         raise refuse(f"unknown kind {kind!r}")
-    metadata = header.get("metadata") or {}
-    config = header.get("config")
-    if not isinstance(metadata, dict) or not (config is None or isinstance(config, dict)):
-        raise refuse("the header's metadata or config is malformed")
     training = header.get("training")
     if training is not None and not (isinstance(training, dict)
                                      and all(isinstance(v, bool) for v in training.values())):
