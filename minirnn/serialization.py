@@ -199,7 +199,8 @@ def _parameter_count(name: str, a: Mapping[str, Any]) -> int:
 
 
 def _config_shapes(config: Mapping[str, Any], prefix: str = "") -> "OrderedDict[str, tuple]" | None:
-    """The state-dict names and shapes a *checked* built-in configuration gives (None for a model of your own)."""
+    """The state-dict names, shapes and dtypes a *checked* built-in configuration gives (None for a model of your
+    own)."""
     name, a = config["class"], config["args"]
     out: OrderedDict[str, tuple] = OrderedDict()
     if name == "Sequential":
@@ -235,6 +236,9 @@ def _config_shapes(config: Mapping[str, Any], prefix: str = "") -> "OrderedDict[
             out[prefix + "bias"] = (a["out_features"],)
     elif name == "Embedding":
         out[prefix + "weight"] = (a["num_embeddings"], a["embedding_dim"])
+    if name != "Sequential":
+        dt = np.dtype(a.get("dtype", "float32")).str
+        out = OrderedDict((k, (shape, dt)) for k, shape in out.items())
     return out
 
 
@@ -272,7 +276,8 @@ def _check_config(config: Any, where: str = "config", max_bytes: int | None = No
         children = config["children"]
         if not isinstance(children, list):
             raise TypeError(f"{where}.children: expected a list of configs, got {type(children).__name__}")
-        total = sum(_check_config(c, f"{where}.children[{i}]", None) for i, c in enumerate(children))
+        total = sum(_check_config(c, f"{where}.children[{i}]", max_bytes) for i, c in enumerate(children))
+        sizes = ""
     else:
         expected = _CONFIG_ARGS[name]
         unknown, missing = sorted(set(args) - set(expected)), [k for k in expected if k not in args]
@@ -290,8 +295,9 @@ def _check_config(config: Any, where: str = "config", max_bytes: int | None = No
             raise ValueError(f"{where}.args.proj_size: expected less than hidden_size={a['hidden_size']}, "
                              f"got {a['proj_size']}")
         total = _parameter_count(name, a) * (a["dtype"].itemsize if "dtype" in a else 0)
+        sizes = " (" + ", ".join(f"{k}={v}" for k, v in a.items() if type(v) is int) + ")"
     if max_bytes is not None and total > max_bytes:
-        raise ValueError(f"{where}: describes {total} bytes of weights, more than the whole checkpoint "
+        raise ValueError(f"{where}.args{sizes} describes {total} bytes of weights, more than the whole checkpoint "
                          f"({max_bytes} bytes): a size field is wrong")
     return total
 
@@ -815,7 +821,7 @@ def _read(zf: zipfile.ZipFile, refuse: Any) -> Checkpoint:
     for name, shape, dtype in listed:
         arrays[name] = _read_member(zf, name, refuse, (shape, dtype))
     shapes = _config_shapes(config) if config is not None and header.get("kind") == "module" else None
-    held = {name: tuple(arr.shape) for name, arr in arrays.items()}
+    held = {name: (tuple(arr.shape), arr.dtype.str) for name, arr in arrays.items()}
     if shapes is not None and shapes != held:   # what build() would load: refused here, naming the file
         wrong = [f"{k} {shapes.get(k)} by the config, {held.get(k)} in the file"
                  for k in list(shapes) + [k for k in held if k not in shapes] if shapes.get(k) != held.get(k)]

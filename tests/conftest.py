@@ -1,5 +1,6 @@
 """Shared test settings: bounded hypothesis profiles, no deadlines (the machine is shared and noisy)."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -29,3 +30,18 @@ def pytest_sessionstart(session):
         except Exception as e:  # pragma: no cover - only without torch
             raise pytest.UsageError(f"CI or MINIRNN_REQUIRE_TORCH is set but torch cannot be imported ({e}); "
                                     "install it with pip install -e '.[torch]'") from None
+
+
+# fault_counts lives beside this file; put this directory on the path whatever the import mode (prepend does it,
+# importlib does not), so that the tests and this hook share the one COUNTS.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's counts (tests/fault_counts.py), one line each: ``fault suite: <what>: <ok>/<tried>``."""
+    from fault_counts import COUNTS
+
+    for what, (tried, ok) in COUNTS.items():
+        terminalreporter.write_line(f"fault suite: {what}: {ok}/{tried}")
