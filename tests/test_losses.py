@@ -416,3 +416,41 @@ def test_bce_weight_shapes():
     with pytest.raises(TypeError, match="pos_weight"):
         BCEWithLogitsLoss(pos_weight=np.array(["x"]))
     assert np.isfinite(BCEWithLogitsLoss(weight=np.ones((2, 1)), pos_weight=np.ones(3))(x, t))
+
+
+# ---- extreme finite float32 inputs: torch's values, no RuntimeWarning (pytest turns warnings into errors) ----------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("x, t", [
+    (np.full(4, 2e38), np.zeros(4)),                     # 2 (x - t) overflows; torch's mean gradient (2/N)(x - t) not
+    (np.full(3, 1.7e38), np.full(3, -1.7e38)),           # x - t = 3.4e38, just finite
+    (np.array([3e38, -3e38]), np.array([-1e38, 1e38])),  # x - t overflows: inf, as torch's
+    (np.array([1e20, -1e20, 1.0]), np.array([0.0, 0.0, 0.0])),   # the square overflows
+])
+def test_mse_at_extreme_float32_inputs_matches_torch(reduction, x, t):
+    torch = pytest.importorskip("torch")
+    x, t = x.astype(np.float32), t.astype(np.float32)
+    f = MSELoss(reduction=reduction)
+    loss = f(x, t)
+    g = f.backward(None if reduction != "none" else np.ones_like(x))
+    xt = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.functional.mse_loss(xt, torch.tensor(t), reduction=reduction)
+    (lt.sum() if reduction == "none" else lt).backward()
+    np.testing.assert_array_equal(np.asarray(loss, np.float32), lt.detach().numpy())
+    np.testing.assert_array_equal(g, xt.grad.numpy())
+    assert g.dtype == np.float32
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("v", [1e38, 3e38])
+def test_cross_entropy_at_extreme_float32_logits_matches_torch(reduction, v):
+    torch = pytest.importorskip("torch")
+    x = np.array([[v, -v, 0.0], [-v, v, 0.0], [v, v, -v], [0.0, 0.0, v]], np.float32)
+    t = np.array([1, 0, 2, 0])
+    f = CrossEntropyLoss(reduction=reduction)
+    loss = f(x, t)
+    g = f.backward(None if reduction != "none" else np.ones(4, np.float32))
+    xt = torch.tensor(x, requires_grad=True)
+    lt = torch.nn.functional.cross_entropy(xt, torch.tensor(t), reduction=reduction)
+    (lt.sum() if reduction == "none" else lt).backward()
+    np.testing.assert_array_equal(np.asarray(loss, np.float32), lt.detach().numpy())   # the float32 sum's inf too
+    np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-6, atol=0)
