@@ -89,7 +89,7 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 # Guards every push and pop of the backward stacks and every gradient accumulation: a check and the change it
 # allows happen together, so two threads cannot both pass a check (uncontended, it costs well under a microsecond).
-_cache_lock = threading.RLock()
+_cache_lock = threading.Lock()
 
 
 # Threads are recorded by ident (an int: a model stays picklable and deep-copyable); an ident may be reused once
@@ -283,13 +283,15 @@ class Module:
                 )
 
     def _check_top(self) -> None:
-        """The newest entry exists and was pushed by this thread (call with _cache_lock held)."""
-        if not self._cache:
+        """The newest entry exists and was pushed by this thread (``_pop`` calls it with _cache_lock held)."""
+        threads = self._cache_threads
+        owner = threads[-1] if threads else None   # (unlocked in _peek: another thread may clear meanwhile)
+        if not self._cache or owner is None:
             raise RuntimeError(
                 f"{type(self).__name__}.backward called with nothing to back-propagate: every backward needs "
                 "one earlier forward call made while gradients were enabled (not under minirnn.no_grad())"
             )
-        me, owner = threading.get_ident(), self._cache_threads[-1]
+        me = threading.get_ident()
         if owner != me:
             raise RuntimeError(
                 f"{type(self).__name__}.backward from {_thread_name(me)}, but the newest forward was run by "
@@ -298,10 +300,11 @@ class Module:
                 "call clear_cache() to drop the other thread's pending forwards.")
 
     def _peek(self) -> Any:
-        """The newest entry, left in place (backward validates its arguments against it before popping)."""
-        with _cache_lock:
-            self._check_top()
-            return self._cache[-1]
+        """The newest entry, left in place (backward validates its arguments against it before popping). No lock:
+        another thread can only cover this thread's entry (then ``_pop``, which checks under the lock, refuses) or
+        clear it (then ``_pop`` finds nothing or another thread's entry), never hand it to someone else."""
+        self._check_top()
+        return self._cache[-1]
 
     def _pop(self) -> Any:
         with _cache_lock:
