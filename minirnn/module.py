@@ -143,6 +143,15 @@ class Parameter:
         return self
         self._grad_thread: int | None = None   # the ident of the thread whose backward wrote ``grad``
 
+    def __getstate__(self) -> tuple:
+        # a copy (copy.deepcopy, pickle) is nobody's yet: it may be handed to another thread with its grad
+        return None, {"data": self.data, "grad": self.grad}
+
+    def __setstate__(self, state: tuple) -> None:
+        for k, v in state[1].items():
+            setattr(self, k, v)
+        self._grad_thread = None
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape

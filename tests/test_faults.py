@@ -126,6 +126,25 @@ def test_accumulating_into_or_resetting_another_running_threads_gradients_is_ref
     record("thread misuse refused", 2, refused)
 
 
+def test_a_deep_copy_with_gradients_can_be_trained_in_another_thread():
+    """The documented way to train in parallel: each thread its own copy. A copy's gradients belong to no one."""
+    m = mr.GRU(3, 4, rng=0)
+    x = np.ones((2, 1, 3), np.float32)
+    out, _ = m(x)
+    m.backward(np.ones_like(out))
+    twin = copy.deepcopy(m)
+
+    def train():
+        twin.zero_grad()
+        o, _ = twin(x)
+        twin.backward(np.ones_like(o))
+        return _grads(twin)
+
+    box = _run_in_thread(train)
+    assert "error" not in box, box
+    assert _same(box["value"], _grads(m))
+
+
 def test_two_threads_training_one_model_are_refused_never_mixed():
     """Both threads run whole steps (zero_grad, forward, backward, read the gradients) on one model with fixed
     weights: every step must give exactly its own batch's gradients or raise the thread error."""
