@@ -9,10 +9,11 @@ Threads
 -------
 What may be shared between threads, and what is refused (a RuntimeError that says so, never mixed tapes):
 
-* **Inference** (``with minirnn.no_grad():``) on one model from any number of threads at once is fine: a forward
-  without gradients writes nothing into the model, and the engine's scratch arrays are allocated per call
-  (``no_grad`` is per thread). Changing the model meanwhile (``load_state_dict``, an optimizer step, ``train()``)
-  is not synchronised: do it while no other thread runs the model.
+* **Inference** (``with minirnn.no_grad():``, in ``eval()`` mode) on one model from any number of threads at once
+  is fine: a forward without gradients writes nothing into the model, the engine's scratch arrays are allocated
+  per call and its shared constants are read-only (``no_grad`` is per thread). In training mode a dropout draws
+  from the model's one generator, so its masks depend on the threads' order. Changing the model meanwhile
+  (``load_state_dict``, an optimizer step, ``train()``) is not synchronised: do it while no other thread runs it.
 * **Training** one model belongs to one thread at a time. The stack knows which thread pushed each entry:
   a forward with gradients enabled while another (running) thread's entry is on top of the stack, and a
   backward from another thread than the one whose forward pushed the newest entry, are refused. A parameter's
