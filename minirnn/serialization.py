@@ -19,8 +19,10 @@ complex (object, string and structured arrays would need pickle: TypeError).
 
 The write is atomic: the file is written to a temporary file in the same directory, flushed and fsync'ed, then
 ``os.replace``'d over ``path`` and the directory fsync'ed. An interrupted or failing save (an exception, Ctrl-C, a
-full disk) leaves any previous file at ``path`` untouched and removes its temporary file. ``path`` is used as given
-(no ``.npz`` is appended).
+full disk) leaves any previous file at ``path`` untouched and removes its temporary file. A killed one (SIGKILL,
+SIGTERM, no cleanup runs) leaves no temporary for good either: on Linux it is an unnamed file (O_TMPFILE) until
+just before ``os.replace``; elsewhere, or killed in that moment, it is ``.<name>.<pid>.<random>.tmp`` and the next
+save of the same ``path`` removes it once its process is gone. ``path`` is used as given (no ``.npz`` is appended).
 
 The file format (version 1)
 ---------------------------
@@ -51,6 +53,10 @@ Loading never unpickles, imports or runs anything named in the file. A file that
 (a truncated or corrupted file, a plain ``.npz``, a ``.npy``, a pickle, a file from a newer format version) is
 refused with a ValueError naming the file; a PyTorch file (``torch.save``'s zip or legacy format) is refused
 with one that points to ``minirnn.load_torch``; a missing file is a FileNotFoundError.
+Before anything is read or allocated: every member must be stored (a compressed one is refused, not inflated: no
+zip bomb) and lie within the file, and the configuration is checked field by field (types, unknown or missing
+keys, ranges, weights larger than the file; then its shapes and dtypes against the arrays), each problem a
+ValueError naming the file and the field.
 
 Configuration
 -------------
@@ -545,11 +551,17 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
     members[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     members.update(flat.arrays)
 
+    _atomic_write(path, lambda f: _write_npz(f, members), "save")
+
+
+def _atomic_write(path: str, write: Any, who: str) -> str:
+    """Call ``write(f)`` on a temporary binary file beside ``path``, fsync it, ``os.replace`` it over ``path`` and
+    fsync the directory (every file format's save goes through here; ``atomic_write`` is this). Returns ``path``."""
     dirpath = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(dirpath):
-        raise FileNotFoundError(f"save {path!r}: the directory {dirpath!r} does not exist")
+        raise FileNotFoundError(f"{who} {path!r}: the directory {dirpath!r} does not exist")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"save {path!r}: is a directory")
+        raise IsADirectoryError(f"{who} {path!r}: is a directory")
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
@@ -559,7 +571,7 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
     fd, tmp = _open_temporary(dirpath, base, mode)
     try:
         with os.fdopen(fd, "wb") as f:
-            _write_npz(f, members)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
             if hasattr(os, "fchmod"):
@@ -579,6 +591,7 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
     finally:
         _LIVE.discard(tmp)
     _fsync_dir(dirpath)
+    return path
 
 
 # A killed save (SIGKILL, SIGTERM, a power cut) runs no cleanup. On Linux the data is written to an unnamed file
