@@ -243,7 +243,9 @@ class CrossEntropyLoss(_IndexLoss):
         self.smoothing = ls
 
     def _log_probs(self, xl: np.ndarray) -> np.ndarray:
-        return F.log_softmax(xl, axis=-1)
+        # x - max(x) can pass -3.4e38 for logits near the float32 limit: -inf, a log-probability of 0 (as torch's)
+        with np.errstate(over="ignore"):
+            return F.log_softmax(xl, axis=-1)
 
     def forward(self, input: np.ndarray, target: np.ndarray) -> float | np.ndarray:
         x = _float_input("input", input)
