@@ -7,6 +7,8 @@ the layer) or read-only (``frozen``: typically the read-only output of the layer
 are enabled, the arrays a recurrent layer or cell returns (out, h_n, c_n, h', c'), which are its tape, are made
 read-only (``freeze``): changing one raises NumPy's "assignment destination is read-only" at once. Copy it
 (``out.copy()``) to change it. Under ``no_grad()`` nothing is kept and the outputs stay writeable.
+The copy of an input costs its size in memory until backward (one (T, B, input_size) array for a sequence layer);
+an input you will not change can be passed read-only (``x.flags.writeable = False``) and is then kept as it is.
 """ 
 from __future__ import annotations
 
