@@ -379,9 +379,27 @@ class _RNNBase(Module):
             return a[:, 0, :]
         return np.ascontiguousarray(a.transpose(1, 0, 2)) if self.batch_first else a
 
+    def _check_structure(self) -> None:
+        """The attributes that shaped the parameters (num_layers, bidirectional, input_size, hidden_size,
+        proj_size) must still describe them: one set after construction would otherwise run another network (a
+        2-layer RNN told num_layers = 1 silently drops its second layer)."""
+        L = self.num_layers
+        D = 2 if self.bidirectional is True else (1 if self.bidirectional is False else 0)
+        p = self._parameters
+        last = p.get(f"weight_hh_l{L - 1}" + ("_reverse" if D == 2 else "")) if type(L) is int and L >= 1 else None
+        first = p.get("weight_ih_l0")
+        if (last is None or D == 0 or f"weight_ih_l{L}" in p or (D == 1 and "weight_ih_l0_reverse" in p)
+                or last.data.shape != (self.kernel.gates * self.hidden_size, self._out_size)
+                or first.data.shape[1] != self.input_size):
+            raise ValueError(
+                f"{type(self).__name__}: num_layers={L!r}, bidirectional={self.bidirectional!r}, "
+                f"input_size={self.input_size!r}, hidden_size={self.hidden_size!r}, proj_size={self.proj_size!r} "
+                "no longer describe its parameters (changed after construction?); build a new layer instead")
+
     # ---- forward and BPTT -----------------------------------------------------------------------------------
     def _run(self, x: np.ndarray, h0: Any, c0: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # attributes a user may have set since construction, checked where they are used
+        self._check_structure()
         self.batch_first = checks.flag("batch_first", self.batch_first)
         training = checks.flag("training", self.training)
         dropout = check_dropout(self.dropout) if training else 0.0

@@ -399,6 +399,14 @@ def test_attributes_set_after_construction_are_checked_where_used():
                 m2(x)
             ok += 1
             assert not m2._cache
+    for name, value in (("num_layers", 1), ("bidirectional", False), ("hidden_size", 5), ("input_size", 4),
+                        ("num_layers", "2")):
+        m3 = mr.LSTM(3, 4, num_layers=2, bidirectional=True, rng=0)
+        setattr(m3, name, value)
+        events += 1
+        with pytest.raises(ValueError, match="no longer describe its parameters"):
+            m3(x if name != "input_size" else np.ones((5, 2, 4), np.float32))
+        ok += 1
     d = mr.Dropout(0.5, rng=0)
     d.p = 1.0
     assert not np.any(d(np.ones((3, 3), np.float32)))
