@@ -129,6 +129,7 @@ class Parameter:
         self.data = np.ascontiguousarray(data)
         self.grad: np.ndarray | None = None
         self.requires_grad = requires_grad
+        self._grad_thread: int | None = None   # the ident of the thread whose backward wrote ``grad``
 
     @property
     def requires_grad(self) -> bool:
@@ -142,11 +143,10 @@ class Parameter:
         """Set ``requires_grad`` in place and return the parameter, as ``torch.Tensor.requires_grad_``."""
         self.requires_grad = requires_grad
         return self
-        self._grad_thread: int | None = None   # the ident of the thread whose backward wrote ``grad``
 
     def __getstate__(self) -> tuple:
         # a copy (copy.deepcopy, pickle) is nobody's yet: it may be handed to another thread with its grad
-        return None, {"data": self.data, "grad": self.grad}
+        return None, {k: getattr(self, k) for k in self.__slots__ if k != "_grad_thread"}
 
     def __setstate__(self, state: tuple) -> None:
         for k, v in state[1].items():

@@ -494,7 +494,7 @@ def test_killed_saves_leave_the_checkpoint_whole_and_no_bytes_behind(tmp_path):
             assert os.WIFSIGNALED(status)
             kills += 1
             left_at_kill[how] += sum(p.stat().st_size for p in tmp_path.iterdir() if p.name not in ("m.npz", "zygote.py"))
-            ckpt = mr.load(path)                           # the old or the new checkpoint, whole
+            ckpt = mr.load_checkpoint(path)                          # the old or the new checkpoint, whole
             survived += isinstance(ckpt.metadata.get("step"), int) and len(ckpt.state_dict) == 8
             mr.save(small, path)                           # the next save of the target sweeps what a kill left
             left = sum(p.stat().st_size for p in tmp_path.iterdir() if p.name not in ("m.npz", "zygote.py"))
