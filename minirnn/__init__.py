@@ -1,12 +1,11 @@
 """minirnn: recurrent networks in pure NumPy with hand-written forward and backward passes."""
 from .data import (Batch, DataLoader, SequenceBatcher, TensorDataset, Vocab, fold_to_ascii, pad_sequences, read_name_csv,
                    split_text, stream_batches)
-from .direction_process import get_direction_processes, set_direction_processes
 from .gradcheck import GradcheckReport, gradcheck
 from .init import manual_seed
 from .layers import Dropout, Embedding, Linear
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
-from .memory import KEEPS_FREED_MEMORY
+from .machinery import get_direction_processes, set_direction_processes
 from .module import IncompatibleKeys, Module, Parameter, Sequential, enable_grad, is_grad_enabled, no_grad
 from .onnx_export import OnnxExport, OnnxGraph, export_onnx
 from .optim import (SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm, clip_grad_norm_, clip_grad_value,

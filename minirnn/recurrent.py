@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from . import direction_process, engine, init, kernels
+from . import engine, init, kernels
 from . import checks
 from .checks import dtype_of, float_array, positive_int, shape_is
 from .layers import check_dropout, dropout_mask, freeze, frozen
+from .machinery.runners import LOCAL, runner_for, runner_of
 from .module import Module, Parameter, is_grad_enabled
 
 State = Any  # np.ndarray, or (h, c) for the LSTM
@@ -459,56 +460,48 @@ class _RNNBase(Module):
     def _layer_forward(self, layer: int, layer_in: np.ndarray, tm: _TimeMap, h0: np.ndarray, c0: np.ndarray | None,
                        keep_tape: bool) -> tuple[np.ndarray, list[tuple]]:
         """Every direction of one layer: its output (T, B, D * P) in forward time order, and [(h_n, c_n, tape)] in
-        direction order. The reverse direction runs in the second process when there is one (``direction_process``);
-        its output is written reversed straight into its half of the layer's output (no reversed copy)."""
+        direction order. The forward direction runs here; the reverse one where ``runner_for`` says (here, or in
+        the second process meanwhile: ``machinery``), on its time-reversed input, and its output is written
+        reversed straight into its half of the layer's output (no reversed copy)."""
         D, P = self.num_directions, self._out_size
         T, B, _ = layer_in.shape
+        k = layer * D
 
-        def here(d: int) -> tuple:
-            k = layer * D + d
-            return engine.forward(self.kernel, self._weights(layer, d),
-                                  layer_in if d == 0 else tm.reversed_input(layer_in), h0[k],
-                                  None if c0 is None else c0[k], tm.batch_sizes, keep_tape)
+        def forward(d: int, run) -> Any:
+            return run.forward(self.kernel, self._weights(layer, d), layer_in if d == 0 else tm.reversed_input(layer_in),
+                               tm.batch_sizes, h0[k + d], None if c0 is None else c0[k + d], keep_tape)
 
         if D == 1:
-            out, h, c, tape = here(0)
+            out, h, c, tape = forward(0, LOCAL).get()
             return out, [(h, c, tape)]
         layer_out = np.empty((T, B, D * P), dtype=self.dtype)
-        worker = direction_process.second_process(T, B, self.kernel.gates, self.hidden_size)
-        if worker is None:
-            states = []
-            for d in range(D):
-                out, h, c, tape = here(d)
-                if d == 0:
-                    np.copyto(layer_out[:, :, :P], out)
-                else:
-                    tm.put_reversed(layer_out[:, :, P:], out)
-                states.append((h, c, tape))
-            return layer_out, states
-        k = layer * D + 1
-        # this process reverses time, both ways: the second one runs only the engine (it finished last otherwise)
-        tape = worker.forward(self.kernel, self._weights(layer, 1), np.ascontiguousarray(tm.reversed_input(layer_in)),
-                              tm.batch_sizes, h0[k], None if c0 is None else c0[k], keep_tape)
+        reverse = forward(1, runner_for(T, B, self.kernel.gates, self.hidden_size))
         try:
-            out, h_f, c_f, tape_f = here(0)
+            out, h_f, c_f, tape_f = forward(0, LOCAL).get()
             np.copyto(layer_out[:, :, :P], out)
-        finally:
-            out, h, c = worker.result()          # collected even when this side failed: the link stays in step
-        tm.put_reversed(layer_out[:, :, P:], out)   # out, h and c are views of the arena: copied now
-        return layer_out, [(h_f, c_f, tape_f), (h.copy(), None if c is None else c.copy(), tape)]
+        except BaseException:
+            reverse.cancel()                             # its reply, if any, is discarded by the next request
+            raise
+        out, h, c, tape = reverse.get()
+        tm.put_reversed(layer_out[:, :, P:], out)
+        return layer_out, [(h_f, c_f, tape_f), (h, c, tape)]
 
     def _layer_backward(self, layer: int, d_layer_out: np.ndarray | None, tm: _TimeMap, tapes: list,
                         dh_n: np.ndarray | None, dc_n: np.ndarray | None, dh0: np.ndarray, dc0: np.ndarray | None
                         ) -> np.ndarray:
         """BPTT of every direction of one layer: accumulates the parameter gradients, writes dh0[k] (dc0[k]) of
         each direction k, and returns dX (T, B, I) in forward time order, summed over the directions in place
-        (one (T, B, I) array less at the peak)."""
+        (one (T, B, I) array less at the peak). Each direction's backward runs where its forward ran."""
         D, P = self.num_directions, self._out_size
 
-        def args(d: int) -> tuple:
+        def backward(d: int) -> Any:
             k = layer * D + d
             dout_d = None if d_layer_out is None else d_layer_out[:, :, d * P:(d + 1) * P]
-            return dout_d, None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k]
+            if d == 1 and dout_d is not None:
+                dout_d = tm.reverse(dout_d)              # into the order the reverse run visits time
+            tape, tapes[k] = tapes[k], None              # back-propagated: its memory goes before the next one's
+            return runner_of(tape).backward(self.kernel, self._weights(layer, d), tape, dout_d,
+                                            None if dh_n is None else dh_n[k], None if dc_n is None else dc_n[k])
 
         def keep(d: int, dh: np.ndarray, dc: np.ndarray | None, grads: engine.Grads) -> None:
             _accumulate(self._params(layer, d), grads)
@@ -516,31 +509,18 @@ class _RNNBase(Module):
             if dc0 is not None:
                 dc0[layer * D + d] = dc
 
-        def here(d: int) -> np.ndarray:
-            dout_d, dh, dc = args(d)
-            if d == 1 and dout_d is not None:
-                dout_d = tm.reverse(dout_d)
-            dX, dh, dc, grads = engine.backward(self.kernel, self._weights(layer, d), tapes[layer * D + d],
-                                                dout_d, dh, dc)
-            tapes[layer * D + d] = None                  # back-propagated: its memory goes before the next one's
-            keep(d, dh, dc, grads)
-            return dX                                    # in the direction's own time order
-
-        remote = tapes[layer * D + D - 1]
-        if not isinstance(remote, direction_process.RemoteTape):
-            dX = here(0)
-            if D == 2:
-                tm.add_reversed(dX, here(1))
-            return dX
-        dout_d, dh, dc = args(1)
-        remote.worker.submit("backward", remote.handle, self.kernel, self._weights(layer, 1),
-                             None if dout_d is None else np.ascontiguousarray(tm.reverse(dout_d)), dh, dc)
+        reverse = backward(1) if D == 2 else None
         try:
-            dX = here(0)
-        finally:
-            dX1, dh, dc, grads = remote.worker.result()   # views of the second process's arena: used right away
-        keep(1, dh, dc, grads)
-        tm.add_reversed(dX, dX1)
+            dX, dh, dc, grads = backward(0).get()
+            keep(0, dh, dc, grads)
+        except BaseException:
+            if reverse is not None:
+                reverse.cancel()
+            raise
+        if reverse is not None:
+            dX1, dh, dc, grads = reverse.get()
+            keep(1, dh, dc, grads)
+            tm.add_reversed(dX, dX1)
         return dX
 
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import minirnn as mr
-from minirnn import direction_process
+from minirnn.machinery import blas, runners, second_process
 
 from helpers import is_lstm, like, make_seq, randomize, seq_state
 
@@ -27,7 +27,7 @@ T, B, I, H = 7, 12, 5, 6
 @pytest.fixture
 def two_processes(monkeypatch):
     """Two processes for every bidirectional layer, however small (the size threshold is tested on its own)."""
-    monkeypatch.setattr(direction_process, "MIN_WORK", 0)
+    monkeypatch.setattr(runners, "MIN_WORK", 0)
     yield
     mr.set_direction_processes(1)
 
@@ -79,7 +79,7 @@ def test_two_processes_equal_one(two_processes, kind, ragged, batch_first):
        batched=st.booleans(), ragged=st.booleans(), seed=st.integers(0, 2**31 - 1))
 def test_two_processes_equal_one_drawn(kind, layers, T, B, batched, ragged, seed):
     """Drawn shapes, unbatched inputs and length patterns (length 1, all equal, unsorted): the same numbers."""
-    direction_process.MIN_WORK, threshold = 0, direction_process.MIN_WORK
+    runners.MIN_WORK, threshold = 0, runners.MIN_WORK
     try:
         rng = np.random.default_rng(seed)
         m = make_seq(kind, 3, 4, L=layers, bi=True)
@@ -88,7 +88,7 @@ def test_two_processes_equal_one_drawn(kind, layers, T, B, batched, ragged, seed
         lengths = rng.integers(1, T + 1, B if batched else 1) if ragged else None
         _assert_two_equal_one(m, x, seq_state(m, rng, B if batched else None), lengths, rng)
     finally:
-        direction_process.MIN_WORK = threshold
+        runners.MIN_WORK = threshold
         mr.set_direction_processes(1)
 
 
@@ -120,9 +120,7 @@ def test_training_steps_with_dropout_equal_one_process(two_processes, kind):
 
 
 def _remote_tapes() -> int:
-    worker = direction_process._worker
-    worker.submit("tapes")
-    return worker.result()
+    return second_process._process.request("tapes").get()
 
 
 def test_remote_tapes_are_freed(two_processes):
@@ -145,17 +143,17 @@ def test_remote_tapes_are_freed(two_processes):
 
 def test_small_layers_stay_in_this_process(two_processes, monkeypatch):
     requests = []
-    submit = direction_process._Worker.submit
-    monkeypatch.setattr(direction_process._Worker, "submit", lambda self, op, *a: (requests.append(op),
-                                                                                    submit(self, op, *a)))
+    request = second_process.SecondProcess.request
+    monkeypatch.setattr(second_process.SecondProcess, "request", lambda self, op, *a: (requests.append(op),
+                                                                                       request(self, op, *a))[1])
     mr.set_direction_processes(2)
     m = make_seq("gru", I, H, L=1, bi=True)
     x = np.random.default_rng(0).standard_normal((T, B, I))
     work = T * B * 3 * H                              # the GRU's three gates count
-    monkeypatch.setattr(direction_process, "MIN_WORK", work + 1)
+    monkeypatch.setattr(runners, "MIN_WORK", work + 1)
     small, _ = m(x)
     assert requests == []
-    monkeypatch.setattr(direction_process, "MIN_WORK", work)
+    monkeypatch.setattr(runners, "MIN_WORK", work)
     large, _ = m(x)
     assert requests == ["forward"]
     np.testing.assert_allclose(large, small, rtol=1e-12, atol=1e-13)
@@ -163,10 +161,9 @@ def test_small_layers_stay_in_this_process(two_processes, monkeypatch):
 
 def test_an_error_there_is_raised_here_and_the_link_stays_in_step(two_processes):
     mr.set_direction_processes(2)
-    worker = direction_process._worker
-    worker.submit("backward", 12345, None, None, None, None, None)
+    reply = second_process._process.request("backward", 12345, "gru", None, None, None, None)
     with pytest.raises(RuntimeError, match="in the direction process: RuntimeError: .*no tape for forward call 12345"):
-        worker.result()
+        reply.get()
     m = make_seq("lstm", I, H, bi=True)
     out, _ = m(np.ones((T, B, I)))                    # the next request still gets its own reply
     assert out.shape == (T, B, 2 * H)
@@ -196,8 +193,8 @@ def test_a_dead_process_is_a_clear_error_and_a_restart_works(two_processes):
     mr.set_direction_processes(2)
     m = make_seq("gru", I, H, bi=True)
     x = np.ones((T, B, I))
-    direction_process._worker.proc.kill()
-    direction_process._worker.proc.wait()
+    second_process._process.proc.kill()
+    second_process._process.proc.wait()
     with pytest.raises(RuntimeError, match="direction process"):
         m(x)
     mr.set_direction_processes(2)
@@ -224,10 +221,9 @@ def test_bad_process_count(bad):
 
 
 def test_blas_threads_are_one_then_restored():
-    direction_process._set_blas_threads(None)         # finds the BLAS
-    if not direction_process._blas:
+    if not blas.libraries():
         pytest.skip("NumPy's BLAS is not OpenBLAS here: minirnn leaves its thread count alone")
-    getters = [g for _, g in direction_process._blas]
+    getters = [g for _, g in blas.libraries()]
     before = [g() for g in getters]
     mr.set_direction_processes(2)
     try:
