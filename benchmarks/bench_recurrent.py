@@ -258,8 +258,8 @@ def timed(fn, iters: int, budget: float, warmup: int = 1) -> float:
 
 def second_process_hwm() -> int:
     """The resident-set high-water mark of minirnn's second process (``--direction-processes 2``), 0 without one."""
-    from minirnn import direction_process
-    worker = direction_process._worker
+    from minirnn.machinery import second_process
+    worker = second_process._process
     if worker is None:
         return 0
     with open(f"/proc/{worker.proc.pid}/status") as f:
@@ -275,6 +275,7 @@ def worker(side: str, cases: list[dict], iters: int, budget: float, processes: i
     make = minirnn_side if side == "minirnn" else torch_side
     if side == "minirnn":
         import minirnn as mr                         # this checkout: run_worker puts it first on PYTHONPATH
+        mr.machinery.keep_freed_memory()             # steady steps reuse their pages (benchmarks/README.md)
     results = []
     for n, case in enumerate(cases):
         if side == "minirnn":

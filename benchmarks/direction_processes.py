@@ -6,7 +6,7 @@ For each size (T, B, H; input size H, float32, one bidirectional layer): a train
 with dout = 1) timed with ``minirnn.set_direction_processes(1)`` (2 BLAS threads) and ``(2)`` (one BLAS thread
 in each of the two processes), alternating for ``--rounds`` rounds; each round takes the median of ``--iters``
 steps, and the table shows the medians over the rounds and their ratio (below 1: two processes are faster).
-``direction_process.MIN_WORK`` is set to 0 here so that every size really uses the second process: the table is
+``minirnn.machinery.runners.MIN_WORK`` is set to 0 here so that every size really uses the second process: the table is
 what that threshold (on T * B * G * H, G the gates: RNN 1, GRU 3, LSTM 4) is chosen from.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import numpy as np  # noqa: E402
 
 import minirnn as mr  # noqa: E402
-from minirnn import direction_process  # noqa: E402
+from minirnn.machinery import runners  # noqa: E402
 
 SIZES = [(20, 1, 32), (20, 4, 32), (20, 8, 64), (20, 16, 64), (30, 32, 64), (50, 32, 128), (9, 256, 100)]
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     for k in kinds:
         if k not in ("RNN", "GRU", "LSTM"):
             ap.error(f"--kinds: unknown kind {k!r} (expected RNN, GRU or LSTM)")
-    threshold, direction_process.MIN_WORK = direction_process.MIN_WORK, 0
+    threshold, runners.MIN_WORK = runners.MIN_WORK, 0
+    mr.machinery.keep_freed_memory()
     rng = np.random.default_rng(0)
     print(f"{'kind':5s} {'T':>4s} {'B':>4s} {'H':>4s} {'T*B*G*H':>8s} | {'1 process ms':>12s} {'2 processes ms':>14s} "
           f"{'ratio':>5s}")

@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with _cli.children_ignore_sigint():             # Ctrl-C: this process reports it, the helper just ends
         minirnn.set_direction_processes(args.processes)
+    minirnn.machinery.keep_freed_memory()         # glibc: each training step reuses the pages the previous one freed
     rng = np.random.default_rng(args.seed)
     vocab = Vocab.ascii()
     train_x = [vocab.encode(n) for n in train_names]
