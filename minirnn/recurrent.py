@@ -468,8 +468,9 @@ class _RNNBase(Module):
         k = layer * D
 
         def forward(d: int, run) -> Any:
-            return run.forward(self.kernel, self._weights(layer, d), layer_in if d == 0 else tm.reversed_input(layer_in),
-                               tm.batch_sizes, h0[k + d], None if c0 is None else c0[k + d], keep_tape)
+            X = layer_in if d == 0 else tm.reversed_input(layer_in)
+            return run.forward(self.kernel, self._weights(layer, d), X, tm.batch_sizes, h0[k + d],
+                               None if c0 is None else c0[k + d], keep_tape)
 
         if D == 1:
             out, h, c, tape = forward(0, LOCAL).get()

@@ -231,3 +231,19 @@ def test_blas_threads_are_one_then_restored():
     finally:
         mr.set_direction_processes(1)
     assert [g() for g in getters] == before
+
+
+def test_kernels_cross_by_name_not_by_pickle(two_processes, monkeypatch):
+    """Only the kernel's name goes to the second process (``kernels.by_name`` there): a kernel object is never
+    pickled, so ``Kernel`` needs no pickling support."""
+    from minirnn import kernels
+
+    def refuse(self):
+        raise AssertionError(f"kernel {self.name} pickled")
+
+    monkeypatch.setattr(kernels.Kernel, "__reduce__", refuse, raising=False)
+    monkeypatch.setattr(kernels.Kernel, "__reduce_ex__", lambda self, protocol: refuse(self), raising=False)
+    rng = np.random.default_rng(1)
+    m = make_seq("lstm", I, H, L=2, bi=True)
+    randomize(m, rng)
+    _assert_two_equal_one(m, rng.standard_normal((T, B, I)), None, rng.integers(1, T + 1, B), rng)

@@ -17,9 +17,9 @@ from .link import Link
 
 def _forward(tapes: dict, handle: int, kernel: str, w: engine.Weights, X: np.ndarray, batch_sizes, h0, c0,
              keep_tape: bool):
-    """``engine.forward`` of the reverse direction, keeping its tape under ``handle`` (its request's number). X (T, B, I), or
-    packed (N, I) with lengths, and the returned out (T, B, P) are in the order the reverse run visits time (the
-    first process reverses them)."""
+    """``engine.forward`` of the reverse direction (``kernel`` by name), keeping its tape under ``handle`` (its
+    request's number). X (T, B, I), or packed (N, I) with lengths, and the returned out (T, B, P) are in the order
+    the reverse run visits time (the first process reverses them)."""
     if batch_sizes is not None:
         batch_sizes = batch_sizes.copy()                 # the tape keeps them, and the arena is overwritten
     if keep_tape:
