@@ -21,7 +21,7 @@ import signal
 import tempfile
 import threading
 from multiprocessing.connection import Connection
-from typing import Any, Iterator
+from typing import Any
 
 _ALIGN = 64
 PREFIX = "minirnn-arena-"
@@ -32,20 +32,25 @@ def _folder() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
 
-@contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Signals that have a Python handler (SIGINT's KeyboardInterrupt among them) wait until the block is done,
-    then are raised: a pipe message is never half read or half written. Only the main thread runs Python signal
-    handlers, so only there is anything blocked."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {s for s in signal.valid_signals() if callable(signal.getsignal(s))}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)   # a signal that came meanwhile is handled here
+# the signals a program may give a Python handler that raises (blocked for microseconds: harmless when they have
+# none; looking up which have one costs more than the block)
+_HELD = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2")
+         if hasattr(signal, name)}
+
+
+class deferred_signals:
+    """``with deferred_signals():`` signals that may have a Python handler (SIGINT's KeyboardInterrupt among them)
+    wait until the block is done, then are handled: a pipe message is never half read or half written. Only the
+    main thread runs Python signal handlers, so only there is anything blocked."""
+
+    def __enter__(self) -> None:
+        self.main = threading.current_thread() is threading.main_thread()
+        if self.main:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # a signal that came meanwhile is handled here
 
 
 def sweep_stale_arenas() -> None:

@@ -65,7 +65,7 @@ class SecondProcess:
         if self._owner == me:       # this thread dropped a reply without a word (an exception at the wrong moment,
             dropped = self._holder()    # the handle kept by a traceback): abandoned, not awaited (a thread never
             if dropped is not None:     # waits on itself)
-                dropped._open = False
+                dropped._close()
         else:
             self._exchange.acquire()
             self._owner = me
@@ -85,8 +85,9 @@ class SecondProcess:
                     self._break(f"the direction process is gone ({e})")
                 self._pending = reply.seq
                 reply._open = True
+                reply._finalizer = weakref.finalize(reply, self._drop, reply.seq)
         except BaseException:
-            reply._open = False
+            reply._close()
             self._release()
             raise
         return reply
@@ -123,6 +124,11 @@ class SecondProcess:
         self._owner = self._holder = None
         self._exchange.release()
 
+    def _drop(self, seq: int) -> None:
+        """An open reply was collected without a word (only after an exception at the wrong moment)."""
+        if self._holder is not None and self._holder() is None and self._pending == seq:
+            self._release()
+
     def _check(self) -> None:
         if self._broken is not None:
             raise RuntimeError(f"{self._broken}, and with it the tapes it kept: {_RESTART}")
@@ -154,20 +160,23 @@ class Reply:
     def __init__(self, process: SecondProcess, seq: int) -> None:
         self.process, self.seq = process, seq
         self._open = False
+        self._finalizer: weakref.finalize | None = None   # gives the link back if this handle is dropped open
+
+    def _close(self) -> None:
+        self._open = False
+        if self._finalizer is not None:
+            self._finalizer.detach()
 
     def get(self) -> Any:
         if not self._open:
             raise RuntimeError(f"the reply to request {self.seq} was already taken or abandoned")
-        self._open = False
+        self._close()
         return self.process._finish(self.seq)
 
     def cancel(self) -> None:
         if self._open:
-            self._open = False
+            self._close()
             self.process._release()
-
-    def __del__(self) -> None:
-        self.cancel()
 
 
 class RemoteTape:
