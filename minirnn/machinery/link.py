@@ -17,6 +17,7 @@ import glob
 import mmap
 import os
 import pickle
+import select
 import signal
 import tempfile
 import threading
@@ -32,10 +33,9 @@ def _folder() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 
 
-# the signals a program may give a Python handler that raises (blocked for microseconds: harmless when they have
-# none; looking up which have one costs more than the block)
-_HELD = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2")
-         if hasattr(signal, name)}
+# the signals a program may give a Python handler that raises; SIGINT's is Python's own KeyboardInterrupt
+_OTHERS = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2")
+           if hasattr(signal, name)]
 
 
 class deferred_signals:
@@ -44,13 +44,14 @@ class deferred_signals:
     main thread runs Python signal handlers, so only there is anything blocked."""
 
     def __enter__(self) -> None:
-        self.main = threading.current_thread() is threading.main_thread()
-        if self.main:
-            signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        self.held = None
+        if threading.current_thread() is threading.main_thread():
+            self.held = [signal.SIGINT] + [s for s in _OTHERS if callable(signal.getsignal(s))]
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.held)
 
     def __exit__(self, *exc: object) -> None:
-        if self.main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)  # a signal that came meanwhile is handled here
+        if self.held is not None:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.held)  # a signal that came meanwhile is handled here
 
 
 def sweep_stale_arenas() -> None:
@@ -69,6 +70,8 @@ def sweep_stale_arenas() -> None:
 class Link:
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._in = Connection(read_fd, writable=False)
+        self._poller = select.poll()
+        self._poller.register(read_fd, select.POLLIN)
         self._out = Connection(write_fd, readable=False)
         self._arena: mmap.mmap | None = None
         self._fd: int | None = None                     # memfd: open while the peer may still need to map it
@@ -78,8 +81,9 @@ class Link:
         if not _MEMFD:
             sweep_stale_arenas()
 
-    def poll(self, timeout: float | None = None) -> bool:
-        return self._in.poll(timeout)
+    def wait(self) -> None:
+        """Until a message (or the end of the pipe) is there to read: where Ctrl-C lands, with nothing read."""
+        self._poller.poll()
 
     def send(self, message: Any) -> None:
         buffers: list[pickle.PickleBuffer] = []

@@ -95,7 +95,7 @@ class SecondProcess:
     def _take(self) -> tuple:
         """Wait for the pending request's reply (interruptible) and read it whole. Arrays are views of the arena."""
         try:
-            self.link.poll(None)                          # Ctrl-C lands here: nothing read yet, still pending
+            self.link.wait()                              # Ctrl-C lands here: nothing read yet, still pending
             with deferred_signals():
                 message = self.link.recv()
                 self._pending = None
