@@ -483,8 +483,8 @@ class _RNNBase(Module):
         except BaseException:
             reverse.cancel()                             # its reply, if any, is discarded by the next request
             raise
-        out, h, c, tape = reverse.get()
-        tm.put_reversed(layer_out[:, :, P:], out)
+        with reverse.result() as (out, h, c, tape):     # out may be the second process's memory: used in the block
+            tm.put_reversed(layer_out[:, :, P:], out)
         return layer_out, [(h_f, c_f, tape_f), (h, c, tape)]
 
     def _layer_backward(self, layer: int, d_layer_out: np.ndarray | None, tm: _TimeMap, tapes: list,
@@ -519,9 +519,9 @@ class _RNNBase(Module):
                 reverse.cancel()
             raise
         if reverse is not None:
-            dX1, dh, dc, grads = reverse.get()
-            keep(1, dh, dc, grads)
-            tm.add_reversed(dX, dX1)
+            with reverse.result() as (dX1, dh, dc, grads):   # copied or summed in the block (see _layer_forward)
+                keep(1, dh, dc, grads)
+                tm.add_reversed(dX, dX1)
         return dX
 
     def _run_backward(self, dout: Any, dh_n: Any, dc_n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

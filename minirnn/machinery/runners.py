@@ -2,13 +2,15 @@
 
 ``run = runner_for(T, B, G, H)`` (a bidirectional layer's reverse direction) or ``runner_of(tape)`` (backward runs
 where its forward ran); ``result = run.forward(...)`` / ``run.backward(...)`` starts the work and returns a handle,
-``result.get()`` gives what ``engine.forward`` / ``engine.backward`` return, ``result.cancel()`` abandons it. Here
-(``LOCAL``) the work is done by ``get``; in the second process it starts at once, while this process runs the
-other direction. The arrays of a result belong to the caller.
+``with result.result() as (...)`` gives what ``engine.forward`` / ``engine.backward`` return (``result.get()`` as
+copies), ``result.cancel()`` abandons it. Here (``LOCAL``) the work is done then; in the second process it starts at
+once, while this process runs the other direction. The large arrays of a remote result are views of the second
+process's memory, valid within the ``with`` block (no copy: what is kept is copied, or summed, there).
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -35,6 +37,9 @@ class _Later:
         self._call = None
         return fn(*args)
 
+    def result(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext(self.get())
+
     def cancel(self) -> None:
         self._call = None
 
@@ -58,6 +63,12 @@ class _RemoteForward:
     def get(self) -> tuple:
         out, h, c = self.reply.get()
         return out, h, c, self.tape
+
+    @contextlib.contextmanager
+    def result(self) -> Iterator[tuple]:
+        """(out, h_n, c_n, tape): out a view valid in the block; the states, which are kept, copied."""
+        with self.reply.result() as (out, h, c):
+            yield out, h.copy(), None if c is None else c.copy(), self.tape
 
     def cancel(self) -> None:
         self.reply.cancel()

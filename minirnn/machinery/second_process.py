@@ -1,10 +1,10 @@
 """This process's side of the second process: starting and stopping it, and one request at a time over the link.
 
 One exchange is in flight at a time: ``request`` takes the link (another thread waits until the exchange in flight
-is over), ``Reply.get`` gives it back with the reply. An exchange abandoned half way (an exception, Ctrl-C included,
-while this process waits or runs its own direction) leaves its reply in the pipe; the next request reads and
-discards it first, so a reply is never taken for another request's (each also carries its request's number, and a
-mismatch stops the link for good with a clear error). Pipe messages are read and written whole
+is over), the end of ``Reply.result`` (or ``get``) gives it back. An exchange abandoned half way (an exception,
+Ctrl-C included, while this process waits or runs its own direction) leaves its reply in the pipe; the next request
+reads and discards it first, so a reply is never taken for another request's (each also carries its request's
+number, and a mismatch stops the link for good with a clear error). Pipe messages are read and written whole
 (``link.deferred_signals``); the wait itself is where Ctrl-C lands.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import weakref
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -105,18 +105,16 @@ class SecondProcess:
             self._break(f"the direction process replied to request {message[0]}, expected {self._seq}")
         return message
 
-    def _finish(self, seq: int) -> tuple:
-        """The reply to request ``seq`` (held exchange), with its arrays copied out of the arena."""
-        try:
-            if self._pending != seq:                      # its reply was read already
-                raise RuntimeError(f"the reply to request {seq} was already taken")
-            message = self._take()
-            if message[1] == "error":  # raised here as the same kind where it is a standard one
-                _, _, name, text, trace = message
-                raise _KINDS.get(name, RuntimeError)(f"in the direction process: {name}: {text}\n{trace}")
-            return _copied(message[2])                    # the arena is rewritten by the next exchange
-        finally:
-            self._release()
+    def _finish(self, seq: int) -> Any:
+        """The payload of the reply to request ``seq`` (exchange held: the caller releases it), its arrays views of
+        the arena, valid until the next request."""
+        if self._pending != seq:                          # its reply was read already
+            raise RuntimeError(f"the reply to request {seq} was already taken")
+        message = self._take()
+        if message[1] == "error":      # raised here as the same kind where it is a standard one
+            _, _, name, text, trace = message
+            raise _KINDS.get(name, RuntimeError)(f"in the direction process: {name}: {text}\n{trace}")
+        return message[2]
 
     def _release(self) -> None:
         """End the hold on the link (of the one open reply); a reply not taken stays pending, and the next request
@@ -167,11 +165,22 @@ class Reply:
         if self._finalizer is not None:
             self._finalizer.detach()
 
-    def get(self) -> Any:
+    @contextlib.contextmanager
+    def result(self) -> Iterator[Any]:
+        """``with reply.result() as payload:`` its arrays are views of the second process's memory, valid in the
+        block (the link is held until its end: no other request can overwrite them)."""
         if not self._open:
             raise RuntimeError(f"the reply to request {self.seq} was already taken or abandoned")
         self._close()
-        return self.process._finish(self.seq)
+        try:
+            yield self.process._finish(self.seq)
+        finally:
+            self.process._release()
+
+    def get(self) -> Any:
+        """The payload, its arrays copied out of the second process's memory."""
+        with self.result() as payload:
+            return _copied(payload)
 
     def cancel(self) -> None:
         if self._open:
