@@ -183,9 +183,12 @@ def test_an_overflow_there_raises_as_here(two_processes):
 
 
 def _arenas() -> set[str]:
+    """Named arenas (where there is no memfd); other copies of minirnn on the machine may name theirs otherwise."""
     import glob
     import tempfile
-    return set(glob.glob("/dev/shm/minirnn-*") + glob.glob(f"{tempfile.gettempdir()}/minirnn-*"))
+
+    from minirnn.machinery import link
+    return set(glob.glob(f"/dev/shm/{link.PREFIX}*") + glob.glob(f"{tempfile.gettempdir()}/{link.PREFIX}*"))
 
 
 def test_a_dead_process_is_a_clear_error_and_a_restart_works(two_processes):

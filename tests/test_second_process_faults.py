@@ -144,9 +144,12 @@ def test_two_threads_share_the_link_without_mixing(monkeypatch):
     monkeypatch.setattr(runners, "MIN_WORK", 0)
     rng = np.random.default_rng(4)
     T, B, I, H = 9, 6, 5, 7
-    models = [mr.GRU(I, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=1),
-              mr.LSTM(I, H, bidirectional=True, dtype=np.float64, rng=2),
-              mr.RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=3)]
+    def make():
+        return [mr.GRU(I, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=1),
+                mr.LSTM(I, H, bidirectional=True, dtype=np.float64, rng=2),
+                mr.RNN(I, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=3)]
+
+    models = make()                                   # the expected results: this thread's own twins
     xs = [rng.standard_normal((T, B, I)) for _ in models]
 
     def train(i):
@@ -162,6 +165,7 @@ def test_two_threads_share_the_link_without_mixing(monkeypatch):
 
     jobs = [lambda: train(0), lambda: train(1), lambda: infer(0), lambda: infer(1)]
     expected = [job() for job in jobs]
+    models = make()                                   # the threads' models: each trained by one thread only
     mr.set_direction_processes(2)
     results: list[list[bool]] = [[] for _ in jobs]
     errors: list[BaseException] = []
