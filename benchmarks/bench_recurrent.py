@@ -117,8 +117,7 @@ def make_classifier_batch(B: int, rng):
 def minirnn_side(case: dict, inp: dict):
     import numpy as np
 
-    sys.path.insert(0, ROOT)
-    import minirnn as mr
+    import minirnn as mr                                    # the checkout run_worker put first on PYTHONPATH
     from minirnn.functional import log_softmax
 
     if case["kind"] == "classifier":
@@ -236,6 +235,84 @@ def torch_side(case: dict, inp: dict):
     return train, infer
 
 
+
+# ------------------------------------------------------------------------------------------------------------
+# the GEMM shape floor: the step's own matrix products at their real shapes, timed as the engine calls them
+# ------------------------------------------------------------------------------------------------------------
+def case_batch_sizes(case: dict, inp: dict) -> list[int]:
+    """Active rows per time step: B at every step, or (the classifier, with lengths) how many are longer than t."""
+    if case["kind"] != "classifier":
+        return [case["B"]] * case["T"]
+    lengths = inp["lengths"]
+    return [int((lengths > t).sum()) for t in range(int(lengths.max()))]
+
+
+def gemm_floor(case: dict, inp: dict):
+    """(train, infer) closures that run only the matrix products of the layer's training step (and of its forward),
+    per layer and direction, with the shapes, layouts and ``out=`` buffers the engine uses (float32):
+
+        forward    GX = X @ W_ih.T                 (N, I) x (I, GH)       N = sum of the active rows per step
+                   T x  gh = h_prev @ W_hh.T       (b_t, H) x (H, GH)
+        backward   T x  dh_prev = dgh @ W_hh       (b_t, GH) x (GH, H)
+                   dX = dGX @ W_ih ; dW_ih = dGX.T @ X ; dW_hh = dGH.T @ H_prev
+
+    Nothing else: no bias, no pointwise work, no Python beyond the loop. minirnn's time over this is what its
+    pointwise work and call overhead cost."""
+    import numpy as np
+
+    G = {"RNN": 1, "LSTM": 4, "GRU": 3, "classifier": 3}[case["kind"]]
+    H, D, L = case["H"], 2 if case["bidir"] else 1, case["layers"]
+    active = case_batch_sizes(case, inp)
+    N, Bmax = sum(active), max(active)
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    runs = []
+    for layer in range(L):
+        I = case["I"] if layer == 0 else D * H
+        for _ in range(D):
+            W_ih = rng.standard_normal((G * H, I)).astype(f32)
+            W_hh = rng.standard_normal((G * H, H)).astype(f32)
+            X = rng.standard_normal((N, I)).astype(f32)
+            A = np.empty((N, G * H), f32)
+            Hs = rng.standard_normal((N, H)).astype(f32)
+            dX, dh = np.empty((N, I), f32), np.empty((Bmax, H), f32)
+            off = np.cumsum([0] + active)
+            a_t = [A[off[t]:off[t + 1]] for t in range(len(active))]
+            h_t = [Hs[off[t]:off[t + 1]] for t in range(len(active))]
+            dh_t = [dh[:b] for b in active]
+            runs.append((W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t))
+
+    def infer():
+        for W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t in runs:
+            np.matmul(X, W_ih.T, out=A)
+            W_hhT = W_hh.T
+            for a, h in zip(a_t, h_t):
+                np.matmul(h, W_hhT, out=a)
+
+    def train():
+        infer()
+        for W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t in runs:
+            for a, dh in zip(reversed(a_t), reversed(dh_t)):
+                np.matmul(a, W_hh, out=dh)
+            np.matmul(A, W_ih, out=dX)
+            A.T @ X
+            A.T @ Hs
+
+    return train, infer
+
+
+def blas_kernel() -> str:
+    """The BLAS library and the CPU kernel it runs (threadpoolctl, a benchmark-only dependency), e.g.
+    'openblas 0.3.31 SkylakeX, 2 threads'."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    import numpy  # noqa: F401  (loads the BLAS)
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}, {i.get('num_threads')} "
+                     f"threads" for i in libs) or "unknown"
+
 # ------------------------------------------------------------------------------------------------------------
 # worker: one side, one or more cases, in this (fresh) process
 # ------------------------------------------------------------------------------------------------------------
@@ -258,8 +335,12 @@ def timed(fn, iters: int, budget: float, warmup: int = 1) -> float:
 
 def second_process_hwm() -> int:
     """The resident-set high-water mark of minirnn's second process (``--direction-processes 2``), 0 without one."""
-    from minirnn.machinery import second_process
-    worker = second_process._process
+    import minirnn
+    try:                                             # this checkout: the machinery subpackage
+        from minirnn.machinery import second_process
+        worker = second_process._process
+    except ImportError:                              # an older checkout (--baseline)
+        worker = getattr(getattr(minirnn, "direction_process", None), "_worker", None)
     if worker is None:
         return 0
     with open(f"/proc/{worker.proc.pid}/status") as f:
@@ -268,18 +349,34 @@ def second_process_hwm() -> int:
 
 def high_water_bytes(side: str) -> int:
     """This process's resident-set high-water mark, plus that of minirnn's second process when there is one."""
-    return maxrss_bytes() + (second_process_hwm() if side == "minirnn" else 0)
+    return maxrss_bytes() + (second_process_hwm() if side in ("minirnn", "base") else 0)
+
+
+def set_processes(mr, n: int) -> None:
+    if hasattr(mr, "set_direction_processes"):
+        mr.set_direction_processes(n)
 
 
 def worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1) -> list[dict]:
-    make = minirnn_side if side == "minirnn" else torch_side
-    if side == "minirnn":
-        import minirnn as mr                         # this checkout: run_worker puts it first on PYTHONPATH
-        mr.machinery.keep_freed_memory()             # steady steps reuse their pages (benchmarks/README.md)
+    """side: "minirnn" (this checkout), "base" (minirnn of --baseline's checkout), "torch", or "floor"."""
+    if side == "floor":
+        out = []
+        for case in cases:
+            train, infer = gemm_floor(case, make_inputs(case))
+            out.append(dict(case=case["name"], side=side, train_s=timed(train, iters, budget),
+                            infer_s=timed(infer, iters, budget), mem_bytes=None, np_peak_bytes=None,
+                            blas=blas_kernel()))
+        return out
+    mini = side in ("minirnn", "base")
+    make = minirnn_side if mini else torch_side
+    if mini:
+        import minirnn as mr                         # run_worker puts the side's checkout first on PYTHONPATH
+        if hasattr(mr, "machinery"):                 # (an older checkout tunes malloc at import)
+            mr.machinery.keep_freed_memory()         # steady steps reuse their pages (benchmarks/README.md)
     results = []
     for n, case in enumerate(cases):
-        if side == "minirnn":
-            mr.set_direction_processes(processes if case["bidir"] else 1)
+        if mini:
+            set_processes(mr, processes if case["bidir"] else 1)
         inp = make_inputs(case)
         train, infer = make(case, inp)
         # warm-up at the tiny size so lazily loaded code does not count as the step's memory
@@ -294,7 +391,7 @@ def worker(side: str, cases: list[dict], iters: int, budget: float, processes: i
             train()
             mem = high_water_bytes(side) - before
         np_peak = None
-        if side == "minirnn":
+        if mini:
             import tracemalloc
 
             train()
@@ -307,17 +404,29 @@ def worker(side: str, cases: list[dict], iters: int, budget: float, processes: i
         t_tr = timed(train, iters, budget)
         t_inf = timed(infer, iters, budget)
         results.append(dict(case=case["name"], side=side, train_s=t_tr, infer_s=t_inf, mem_bytes=mem,
-                            np_peak_bytes=np_peak))
-    if side == "minirnn":
-        mr.set_direction_processes(1)
+                            np_peak_bytes=np_peak, blas=blas_kernel()))
+    if mini:
+        set_processes(mr, 1)
     return results
 
 
-def run_worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1) -> list[dict]:
-    env = dict(os.environ)
+# Set on some machines for old OpenBLAS builds: they force the AVX2 (Haswell) kernels on newer CPUs, which is not
+# how NumPy runs on a user's machine. The benchmark workers run without them (tests and CI keep them).
+FORCED_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def worker_env(checkout: str = ROOT) -> dict:
+    """The environment of a benchmark worker: native BLAS kernels, THREADS threads, ``checkout``'s minirnn first."""
+    env = {k: v for k, v in os.environ.items() if k not in FORCED_BLAS_VARS}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(THREADS)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = checkout + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1,
+               baseline: str | None = None) -> list[dict]:
+    env = worker_env(baseline if side == "base" else ROOT)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--worker-cases", json.dumps(cases),
            "--iters", str(iters), "--budget", str(budget), "--direction-processes", str(processes)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -339,26 +448,30 @@ def fmt_ms(s):
 
 
 def fmt_mb(b):
-    return "-" if b is None else f"{b / 2**20:6.1f}"
+    return f"{'-':>6s}" if b is None else f"{b / 2**20:6.1f}"
 
 
-def fmt_ratio(a, b):
-    return "-" if a is None or b is None else f"{a / b:5.2f}"
+def fmt_x(r):
+    return f"{'-':>7s}" if r is None else f"{r:7.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat, one process per side")
-    ap.add_argument("--repeats", type=int, default=None, help="rounds of (minirnn, torch) workers per case")
-    ap.add_argument("--iters", type=int, default=None, help="timed iterations per worker (at most)")
-    ap.add_argument("--budget", type=float, default=None, help="seconds of timed iterations per worker (at most)")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds of alternated workers per case (default 3)")
+    ap.add_argument("--iters", type=int, default=None, help="timed iterations per worker (at most; default 9)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds of timed iterations per worker (at most; default 2.0)")
     ap.add_argument("--cases", default="", help="comma-separated substrings: run only the matching cases")
     ap.add_argument("--no-torch", action="store_true", help="time minirnn alone")
+    ap.add_argument("--baseline", default=None, metavar="CHECKOUT",
+                    help="also time the minirnn of another checkout (e.g. a pristine one of the previous commit), "
+                         "alternated with this one in the same run: the 'vs base' column is this / that")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
     ap.add_argument("--direction-processes", type=int, choices=[1, 2], default=1,
                     help="2: minirnn's bidirectional cases run the reverse direction in a second process "
                          "(minirnn.set_direction_processes); its memory is added to mem, not to np_peak")
-    ap.add_argument("--worker", choices=["minirnn", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["minirnn", "base", "torch", "floor"], help=argparse.SUPPRESS)
     ap.add_argument("--worker-cases", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -366,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         out = worker(args.worker, json.loads(args.worker_cases), args.iters, args.budget, args.direction_processes)
         print(json.dumps(out))
         return 0
+    if args.baseline is not None and not os.path.isfile(os.path.join(args.baseline, "minirnn", "__init__.py")):
+        ap.error(f"--baseline: expected a checkout with minirnn/__init__.py, got {args.baseline!r}")
+    if args.repeats is not None and args.repeats < 1:
+        ap.error(f"--repeats: expected at least 1, got {args.repeats}")
 
     repeats = args.repeats or (1 if args.quick else 3)
     iters = args.iters or (2 if args.quick else 9)
@@ -374,30 +491,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases:
         keys = [k.strip() for k in args.cases.split(",") if k.strip()]
         cases = [c for c in cases if any(k in c["name"] for k in keys)]
-    sides = ["minirnn"] if args.no_torch or not torch_available() else ["minirnn", "torch"]
-    if "torch" not in sides:
+    sides = ["minirnn"] + (["base"] if args.baseline else [])
+    if args.no_torch or not torch_available():
         print("torch is not available (or --no-torch): timing minirnn alone", file=sys.stderr)
+    else:
+        sides.append("torch")
+    sides.append("floor")
 
     runs: dict[tuple[str, str], list[dict]] = {}
 
     def med(case, side, key):
-        vals = [r[key] for r in runs.get((case, side), []) if r[key] is not None]
+        vals = [r[key] for r in runs.get((case, side), []) if r.get(key) is not None]
         return statistics.median(vals) if vals else None
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
 
     def table_rows(done):
         rows = []
         for c in done:
             row = dict(c)
-            for side in ("minirnn", "torch"):
+            for side in ("minirnn", "base", "torch", "floor"):
                 row[side] = {k: med(c["name"], side, k) for k in ("train_s", "infer_s", "mem_bytes", "np_peak_bytes")}
                 row[side]["runs"] = len(runs.get((c["name"], side), []))
             for key in ("train_s", "infer_s", "mem_bytes"):
-                a, b = row["minirnn"][key], row["torch"][key]
-                row[key.replace("_s", "").replace("_bytes", "") + "_ratio"] = a / b if a is not None and b else None
+                what = key.replace("_s", "").replace("_bytes", "")
+                row[what + "_ratio"] = ratio(row["minirnn"][key], row["torch"][key])
+                row[what + "_vs_base"] = ratio(row["minirnn"][key], row["base"][key])
+            for key in ("train_s", "infer_s"):
+                row[key.replace("_s", "") + "_x_floor"] = ratio(row["minirnn"][key], row["floor"][key])
             rows.append(row)
         return rows
 
     versions = _versions(sides)
+    blas = {}
 
     def write_json(rows, complete):
         if not args.json:
@@ -406,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
             command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
                              + (argv if argv is not None else sys.argv[1:])),
             complete=complete, quick=args.quick, direction_processes=args.direction_processes, repeats=repeats,
-            iters=iters, budget_s=budget, threads=THREADS,
+            iters=iters, budget_s=budget, threads=THREADS, baseline=args.baseline, blas=blas,
+            dropped_env=[v for v in FORCED_BLAS_VARS if v in os.environ],
             sides=sides, python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
             load_avg=os.getloadavg(), versions=versions, cases=rows,
         )
@@ -418,27 +546,37 @@ def main(argv: list[str] | None = None) -> int:
     done = []
     for group in groups:
         for _ in range(repeats):
-            for side in sides:                                    # A B A B ...
-                for r in run_worker(side, group, iters, budget, args.direction_processes):
+            for side in sides:                                    # A B C A B C ...
+                for r in run_worker(side, group, iters, budget, args.direction_processes, args.baseline):
                     runs.setdefault((r["case"], side), []).append(r)
+                    blas[side] = r["blas"]
         done += group
         if len(groups) > 1:                                       # a long run keeps what it has measured so far
             write_json(table_rows(done), complete=False)
     rows = table_rows(cases)
 
-    head = (f"{'case':28s} {'T,B,I,H':>16s} | {'train ms':>8s} {'torch':>8s} {'ratio':>5s} | {'infer ms':>8s} "
-            f"{'torch':>8s} {'ratio':>5s} | {'mem MB':>6s} {'torch':>6s} {'np_peak':>7s}")
+    print(f"BLAS: {blas.get('minirnn')} (native: {', '.join(FORCED_BLAS_VARS)} unset in the workers); "
+          f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    base_col = "base" in sides
+    head = (f"{'case':28s} {'T,B,I,H':>16s} | {'train ms':>8s} {'floor':>8s} {'x floor':>7s} {'x torch':>7s}"
+            + (f" {'vs base':>7s}" if base_col else "")
+            + f" | {'infer ms':>8s} {'floor':>8s} {'x floor':>7s} {'x torch':>7s}"
+            + (f" {'vs base':>7s}" if base_col else "")
+            + f" | {'mem MB':>6s} {'torch':>6s} {'np_peak':>7s}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        m, t = r["minirnn"], r["torch"]
+        m, f = r["minirnn"], r["floor"]
         shape = f"{r['T']},{r['B']},{r['I']},{r['H']}"
-        print(f"{r['name']:28s} {shape:>16s} | {fmt_ms(m['train_s'])} {fmt_ms(t['train_s'])} "
-              f"{fmt_ratio(m['train_s'], t['train_s'])} | {fmt_ms(m['infer_s'])} {fmt_ms(t['infer_s'])} "
-              f"{fmt_ratio(m['infer_s'], t['infer_s'])} | {fmt_mb(m['mem_bytes'])} {fmt_mb(t['mem_bytes'])} "
-              f"{fmt_mb(m['np_peak_bytes']):>7s}")
-    print("ratio = minirnn / torch (median over rounds of each worker's median); mem = RSS high-water increase "
-          "of the first training step; np_peak = tracemalloc peak of minirnn's step")
+        line = f"{r['name']:28s} {shape:>16s} |"
+        for what in ("train", "infer"):
+            line += (f" {fmt_ms(m[what + '_s'])} {fmt_ms(f[what + '_s'])} {fmt_x(r[what + '_x_floor'])}"
+                     f" {fmt_x(r[what + '_ratio'])}" + (f" {fmt_x(r[what + '_vs_base'])}" if base_col else "") + " |")
+        line += f" {fmt_mb(m['mem_bytes'])} {fmt_mb(r['torch']['mem_bytes'])} {fmt_mb(m['np_peak_bytes']):>7s}"
+        print(line)
+    print("x floor = minirnn / its GEMM shape floor (the step's matrix products alone, same run); x torch = minirnn / "
+          "torch; vs base = minirnn / the --baseline checkout's (medians over rounds of each worker's median); "
+          "mem = RSS high-water increase of the first training step; np_peak = tracemalloc peak of minirnn's step")
 
     write_json(rows, complete=True)
     if args.json:

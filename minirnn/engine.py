@@ -1,13 +1,24 @@
 """The one recurrence engine: forward and BPTT of one layer in one direction, for every cell kind.
 
-Only the recurrent product is inside the time loop; the input projection and every weight gradient are
-whole-sequence matrix products. What differs between the RNN, LSTM and GRU is the pointwise ``kernel``
-(see ``kernels.py``). Direction, stacking, dropout and lengths are handled by the caller (``recurrent.py``)
-by permuting time (and sorting the batch by length) around this engine, so it only ever runs forward in time.
+The code is DESIGN.md's pseudo-code; what differs between the RNN, LSTM and GRU is the pointwise ``kernel``
+(``kernels.py``), and the plain version of the same math is ``reference.py``:
+
+    forward:   GX = X @ W_ih.T + b                         every input projection in one GEMM
+               for t = 0 .. T-1:
+                   a_t = GX[t] + h_{t-1} @ W_hh.T           the only sequential product
+                   h_t (c_t) = kernel.forward(step t)       pointwise; the activated gates stay on the tape
+    backward:  for t = T-1 .. 0 (a block of steps at a time: kernel.coefficients first, see below):
+                   dh_t += dout[t]
+                   dGX[t], dGH[t], dc_{t-1} = kernel.backward(step t, dh_t, dc_t)
+                   dh_{t-1} = dGH[t] @ W_hh                 (+ the kernel's direct part, GRU)
+               dW_ih = dGX.T @ X   dW_hh = dGH.T @ H_prev   dX = dGX @ W_ih   db = column sums
+
+Direction, stacking, dropout and lengths are the caller's (``recurrent.py``): it permutes time (and sorts the batch
+by length) around this engine, so the engine only ever runs forward in time.
 
 Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P projection size, P = H without):
 
-    X       (T, B, I)     input, in the order the recurrence visits it
+    X       (T, B, I)     input, in the order the recurrence visits it (or packed, (N, I), see ``Tape``)
     W_ih    (GH, I)       W_hh (GH, P)     b_ih, b_hh (GH,) or None     W_hr (P, H) or None (LSTM proj_size)
     h0      (B, P)        c0 (B, H) for kinds with a cell state
     batch_sizes  (T,) ints, non-increasing, or None: at step t only sequences 0 .. batch_sizes[t]-1 are active
@@ -15,24 +26,24 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
                   outputs past its length are 0 and h_n (c_n) is its state at its own last step
     out     (T, B, P)     h_t of every step
 
-Memory and speed (all float32 when the weights are): everything is preallocated before the loops and the loops
-only write into it (``out=``). The tape's arrays are filled in place: A (T, B, GH) the activated gates, the
-states Hs (T+1, B, P) (and the LSTM's Cs and tanh(c), TC), and for the GRU the recurrent products GH (T, B, GH);
-with lengths, A and GH (and the tape's X) are packed, (N, ...) with only the active rows (see ``Tape``). Backward
-turns A into dL/d(gx) and GH into dL/d(gh) in place (a tape is back-propagated once), computing the
-gradient-independent Jacobian factors for a cache-sized chunk of steps at a time.
+The machine under the pseudo-code (what each part buys is measured in benchmarks/README.md): buffers are allocated
+before the loops, which only write into them (``out=``); the per-step views are made before the loop too (a
+``Step`` per time step); ``a_t = GX[t] + h @ W_hh.T`` is one BLAS call that adds into GX[t] (``gemm_acc``); the
+kernels fold their sigmoids' 1/2 into the weights (``Kernel.input_scale``); backward computes the gradient-
+independent factors of each step's Jacobian for a block of steps at once (``kernel.coefficients``), in place of
+the activations on the tape (a tape is back-propagated once).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
+from scipy.linalg import blas
 
 from .kernels import Kernel
 
-# Backward computes the kernel's coefficients for as many steps as fit in this many bytes of A (L2-sized).
+# Backward computes the kernels' coefficients for as many steps as fit in this many bytes of A (cache-sized).
 CHUNK_BYTES = 1 << 19
 
 
@@ -86,150 +97,189 @@ class Tape:
         return self.Hs.shape[1]
 
 
-def _active(batch_sizes: np.ndarray | None, T: int, B: int) -> list[int]:
-    return [B] * T if batch_sizes is None else [int(b) for b in batch_sizes]
+class Step:
+    """One time step's views of the engine's arrays: all a kernel reads and writes (b = the step's active rows).
+
+        a       (b, GH)   forward:  in gx + gh (gx alone with ``separate_gh``), out the activated gates
+                          backward: in the step's coefficients, out dL/d(gx)
+        gh      (b, GH)   forward: W_hh h_prev + b_hh; backward: in its coefficients, out dL/d(gh)
+                          (``separate_gh`` kernels only: for the others dL/d(gh) = dL/d(gx), and gh is a)
+        h_prev  (b, P)    h (b, H): the state before and after (h before the projection W_hr)
+        c_prev, c, tc (b, H) or None: the cell state before and after, and tanh(c)
+        k       (b, coef_width * H)   backward: the step's extra coefficients
+        tmp     (b, H)    scratch
+    """
+
+    __slots__ = ("a", "gh", "h_prev", "h", "c_prev", "c", "tc", "k", "tmp")
+
+    def __init__(self, **views) -> None:
+        for name in self.__slots__:
+            setattr(self, name, views.get(name))
 
 
-def _steps(a: np.ndarray, active: list[int]) -> list[np.ndarray]:
-    """The views a[t, :active[t]] for every step t, made before the loop (``list(a)`` makes them fastest) so
-    the loop body is only the step's NumPy calls: at tiny sizes building views costs as much as a call."""
-    if active[-1] == a.shape[1]:                    # active is non-increasing: all B rows at every step
-        return list(a[:len(active)])
-    return [a[t, :b] for t, b in enumerate(active)]
+class _Schedule:
+    """Which rows every time step works on (all B, or with lengths the active prefix batch_sizes[t]), and the views
+    that follow from it: per-step views made once before a loop, the whole-sequence (N, ...) views of the GEMMs."""
+
+    def __init__(self, T: int, B: int, batch_sizes: np.ndarray | None) -> None:
+        self.T, self.B, self.packed = T, B, batch_sizes is not None
+        self.active = [B] * T if batch_sizes is None else [int(b) for b in batch_sizes]
+        self.offsets = np.concatenate([[0], np.cumsum(self.active, dtype=np.int64)]).tolist()
+
+    def flat(self, a: np.ndarray) -> np.ndarray:
+        """A (T, B, ...) array as the (N, ...) rows of the whole-sequence products: a reshape, or packed (a copy
+        of the active rows, step after step, torch's packed data). An array already (N, ...) is returned as is."""
+        if a.ndim == 2 or not self.packed:
+            return a.reshape(-1, a.shape[-1])
+        return np.concatenate([a[t, :b] for t, b in enumerate(self.active)])
+
+    def unflat(self, rows: np.ndarray) -> np.ndarray:
+        """The inverse of ``flat``: (N, ...) -> (T, B, ...), zeros past each step's active rows."""
+        if not self.packed:
+            return rows.reshape(self.T, self.B, rows.shape[-1])
+        out = np.zeros((self.T, self.B, rows.shape[-1]), dtype=rows.dtype)
+        for t, b in enumerate(self.active):
+            out[t, :b] = rows[self.offsets[t]:self.offsets[t + 1]]
+        return out
+
+    def steps(self, a: np.ndarray | None) -> list:
+        """The per-step views of ``a``: of a (T, B, ...) array a[t, :b] (``list(a)`` when every step has all B
+        rows: the fastest way to make them), of an (N, ...) array of flat rows the step's row block."""
+        if a is None:
+            return [None] * self.T
+        if a.ndim == 2:
+            return [a[self.offsets[t]:self.offsets[t + 1]] for t in range(self.T)]
+        if not self.packed:
+            return list(a[:self.T])
+        return [a[t, :b] for t, b in enumerate(self.active)]
+
+    def rows(self, a: np.ndarray | None) -> list:
+        """Views of one (B, ...) buffer reused at every step: its first batch_sizes[t] rows."""
+        return [None] * self.T if a is None else [a[:b] for b in self.active]
+
+    def block(self, a: np.ndarray, t0: int, t1: int) -> np.ndarray:
+        """Steps t0..t1-1 of a (T, B, ...) or flat (N, ...) array as one (t1 - t0, b, ...) view; the steps of a
+        block (``blocks``) all have the same b active rows."""
+        b = self.active[t0]
+        if a.ndim == 2:
+            return a[self.offsets[t0]:self.offsets[t1]].reshape(t1 - t0, b, a.shape[-1])
+        return a[t0:t1, :b]
+
+    def blocks(self, n: int) -> list[tuple[int, int]]:
+        """Step ranges (t0, t1) of at most n steps with the same number of active rows, covering 0..T, last first."""
+        out, t1 = [], self.T
+        while t1 > 0:
+            t0 = max(0, t1 - n)
+            while self.active[t0] != self.active[t1 - 1]:       # active is non-increasing
+                t0 += 1
+            out.append((t0, t1))
+            t1 = t0
+        return out
+
+    def last(self, S: np.ndarray) -> np.ndarray:
+        """From states S (T+1, B, ...): every sequence's state after its own last step (B, ...)."""
+        if not self.packed:
+            return S[self.T]
+        lengths = (np.asarray(self.active)[:, None] > np.arange(self.B)).sum(axis=0)
+        return S[lengths, np.arange(self.B)]
 
 
-def _pack(a: np.ndarray, active: list[int]) -> np.ndarray:
-    """(T, B, ...) -> (sum(active), ...): the active rows of every step, step after step (torch's packed data).
-    Active rows are a prefix of each step's block (sorted batch), so this is T block copies, no index array."""
-    return np.concatenate([a[t, :b] for t, b in enumerate(active)])
+def gemm_acc(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+    """c += a @ b in one BLAS call (gemm with beta = 1) instead of a matmul into scratch and an add.
+    c (m, n) C-contiguous (a step's row block); a (m, k) and b (k, n) C- or F-contiguous (e.g. W.T views)."""
+    gemm = blas.sgemm if c.dtype == np.float32 else blas.dgemm if c.dtype == np.float64 else None
+    if gemm is None or not len(c):                               # (BLAS refuses a step with no active rows)
+        c += a @ b
+        return
+    # BLAS is column-major: c.T = b.T @ a.T, and c.T is Fortran-ordered, so gemm writes into c itself
+    bf, tb = (b.T, 0) if b.flags.c_contiguous else (b, 1)
+    af, ta = (a.T, 0) if a.flags.c_contiguous else (a, 1)
+    gemm(1.0, bf, af, 1.0, c.T, trans_a=tb, trans_b=ta, overwrite_c=1)
 
 
-def _unpack(packed: np.ndarray, active: list[int], B: int) -> np.ndarray:
-    """The inverse of ``_pack``: (sum(active), ...) -> (T, B, ...), zeros past each step's active rows."""
-    out = np.zeros((len(active), B) + packed.shape[1:], dtype=packed.dtype)
-    start = 0
-    for t, b in enumerate(active):
-        out[t, :b] = packed[start:start + b]
-        start += b
-    return out
-
-
-def _offsets(active: list[int]) -> list[int]:
-    """Start row of every step in packed order, and the total: [0, a_0, a_0 + a_1, ..., N]."""
-    out = [0]
-    for b in active:
-        out.append(out[-1] + b)
-    return out
-
-
-def _step_views(a: np.ndarray, active: list[int], packed: bool) -> list[np.ndarray]:
-    """The per-step views of a tape array: of packed rows (step t is the contiguous block of its active rows),
-    or of a (T, B, ...) array (see _steps)."""
-    if not packed:
-        return _steps(a, active)
-    off = _offsets(active)
-    return [a[off[t]:off[t + 1]] for t in range(len(active))]
-
-
-def _chunks(active: list[int], n: int, equal_widths: bool) -> list[tuple[int, int]]:
-    """Step ranges (t0, t1) of at most n steps covering 0..T, last first. With ``equal_widths`` every range's steps
-    have the same number of active rows, so that a range of packed rows is one (m, b, ...) block."""
-    out, t1 = [], len(active)
-    while t1 > 0:
-        t0 = max(0, t1 - n)
-        while equal_widths and active[t0] != active[t1 - 1]:     # active is non-increasing
-            t0 += 1
-        out.append((t0, t1))
-        t1 = t0
-    return out
+def _scaled(kernel: Kernel, w: Weights, dtype) -> tuple[np.ndarray, ...]:
+    """W_ih, W_hh, b_ih, b_hh with the kernel's per-gate factor folded into their rows (exact: powers of two)."""
+    scale = kernel.input_scale(w.W_hh.shape[0] // kernel.gates, dtype)
+    if scale is None:
+        return w.W_ih, w.W_hh, w.b_ih, w.b_hh
+    s = scale[:, None]
+    return (w.W_ih * s, w.W_hh * s, None if w.b_ih is None else w.b_ih * scale,
+            None if w.b_hh is None else w.b_hh * scale)
 
 
 def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
             batch_sizes: np.ndarray | None = None, keep_tape: bool = True
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Tape | None]:
-    """Run the recurrence over X (T, B, I), or with ``batch_sizes`` over X already packed (N, I), as ``_pack``
-    makes it (the reverse direction's input is gathered that way, with no padded copy). Returns out (T, B, P),
-    h_n (B, P), c_n (B, H) or None, and the tape (None when ``keep_tape`` is false: inference keeps no per-step
-    buffers it does not need). A packed X is kept on the tape as it is: the caller must not change it."""
+    """Run the recurrence over X (T, B, I), or with ``batch_sizes`` over X already packed (N, I), as
+    ``_Schedule.flat`` makes it (the reverse direction's input is gathered that way, with no padded copy). Returns
+    out (T, B, P), h_n (B, P), c_n (B, H) or None, and the tape (None when ``keep_tape`` is false: inference keeps
+    no per-step buffers it does not need). A packed X is kept on the tape as it is: the caller must not change it."""
     X = np.ascontiguousarray(X)
-    if X.ndim == 2:
-        T, B, I = len(batch_sizes), h0.shape[0], X.shape[1]
-    else:
-        T, B, I = X.shape
+    T = len(batch_sizes) if X.ndim == 2 else X.shape[0]
+    B, dt = h0.shape[0], X.dtype
     GH, P = w.W_hh.shape
     H = GH // kernel.gates
-    dt = X.dtype
-    active = _active(batch_sizes, T, B)
-    # The kernel may want its gate pre-activations scaled (GateActivation: sigmoid/tanh from one exp). Scaling the
-    # weight rows once is exact (powers of two) and cheaper than a multiply per step or a pass over A.
-    scale = kernel.input_scale(H, dt)
-    W_ih, W_hh, b_ih, b_hh = w.W_ih, w.W_hh, w.b_ih, w.b_hh
-    if scale is not None:
-        W_ih, W_hh = W_ih * scale[:, None], W_hh * scale[:, None]
-        if b_ih is not None:
-            b_ih, b_hh = b_ih * scale, b_hh * scale
-    # every input projection in one GEMM (with lengths: over the packed rows, and A stays packed, see Tape);
-    # b_hh joins b_ih unless the kernel needs gh on its own (GRU)
-    b_step = b_hh if kernel.separate_gh else None
-    bias = b_ih if kernel.separate_gh or b_ih is None else b_ih + b_hh
-    packed = batch_sizes is not None
-    if packed:
-        if X.ndim == 3:
-            X = _pack(X, active)
-        A = X @ W_ih.T
-    else:
-        A = np.matmul(X.reshape(T * B, I), W_ih.T).reshape(T, B, GH)
-    if bias is not None:
-        A += bias
-    new = np.empty if batch_sizes is None else np.zeros   # rows past a length stay 0 (outputs, gradients)
-    Hs = new((T + 1, B, P), dtype=dt)
+    sch = _Schedule(T, B, batch_sizes)
+    W_ih, W_hh, b_ih, b_hh = _scaled(kernel, w, dt)
+    # b_hh joins b_ih in GX unless the kernel needs gh on its own (GRU: r multiplies W_hn h + b_hn)
+    b_gx = b_ih if kernel.separate_gh or b_ih is None else b_ih + b_hh
+
+    X_rows = sch.flat(X)                                         # (N, I): T*B rows, or the packed ones
+    A = X_rows @ W_ih.T                                          # GX, then the activated gates: (N, GH)
+    if b_gx is not None:
+        A += b_gx
+    if not sch.packed:
+        A = A.reshape(T, B, GH)
+    new = np.zeros if sch.packed else np.empty                   # rows past a length stay 0 (outputs, gradients)
+    Hs, Cs = new((T + 1, B, P), dtype=dt), (new((T + 1, B, H), dtype=dt) if kernel.has_cell else None)
     Hs[0] = h0
-    Cs = TC = None
-    ws = kernel.workspace(B, H, dt)
-    if kernel.has_cell:
-        Cs = new((T + 1, B, H), dtype=dt)
+    if Cs is not None:
         Cs[0] = c0
-        TC = np.empty((T, B, H), dtype=dt) if keep_tape else None
-    GHt = np.empty(A.shape, dtype=dt) if kernel.separate_gh and keep_tape else None
-    gh_step = ws.get("gh") if ws.get("gh") is not None else np.empty((B, GH), dtype=dt)
-    Hraw = None
-    if w.W_hr is not None:
-        Hraw = new((T, B, H), dtype=dt) if keep_tape else np.empty((1, B, H), dtype=dt)
-    W_hhT = W_hh.T
-    W_hrT = w.W_hr.T if w.W_hr is not None else None
-    # every per-step view made before the loop: the loop itself only calls (see _steps)
-    a_t, hp_t, hn_t = _step_views(A, active, packed), _steps(Hs[:-1], active), _steps(Hs[1:], active)
-    if GHt is not None:
-        gh_t = _step_views(GHt, active, packed)
-    else:                                                        # one scratch row block, reused every step
-        gh_t = [gh_step] * T if active[-1] == B else [gh_step[:b] for b in active]
-    cp_t, cn_t = (_steps(Cs[:-1], active), _steps(Cs[1:], active)) if Cs is not None else ([None] * T,) * 2
-    if TC is not None:
-        tc_t = _steps(TC, active)
-    else:                                                        # inference: one scratch block (or no cell)
-        tc_t = [ws["tc"][:b] for b in active] if Cs is not None else [None] * T
-    hk_t = hn_t                                                  # where the kernel writes h (or h_raw)
-    if Hraw is not None:
-        hk_t = _steps(Hraw, active) if keep_tape else [Hraw[0, :b] for b in active]
-    # GateActivation's exp may overflow to inf, its exact limit (errstate costs about a tiny step: only if needed)
-    with np.errstate(over="ignore") if scale is not None else contextlib.nullcontext():
-        for t in range(T):
-            gh = gh_t[t]
-            np.matmul(hp_t[t], W_hhT, out=gh)                    # the only sequential product
-            if b_step is not None:
-                np.add(gh, b_step, out=gh)
-            kernel.forward(a_t[t], gh, hp_t[t], cp_t[t], hk_t[t], cn_t[t], tc_t[t], ws)
-            if W_hrT is not None:
-                np.matmul(hk_t[t], W_hrT, out=hn_t[t])           # LSTM projection: h = W_hr (o * tanh(c))
-    if batch_sizes is None:
-        h_n = Hs[T]
-        c_n = Cs[T] if Cs is not None else None
-    else:                                                        # each sequence's state at its own last step
-        lengths = (np.asarray(batch_sizes)[:, None] > np.arange(B)).sum(axis=0)
-        h_n = Hs[lengths, np.arange(B)]
-        c_n = Cs[lengths, np.arange(B)] if Cs is not None else None
-    tape = Tape(X, A, GHt, Hs, Cs, TC, Hraw, batch_sizes) if keep_tape else None
-    return Hs[1:], h_n, c_n, tape
+    # what backward needs, kept only with keep_tape; else one (B, ...) buffer reused at every step
+    TC = GHs = Hraw = None
+    if keep_tape:
+        TC = np.empty((T, B, H), dtype=dt) if kernel.has_cell else None
+        GHs = np.empty(A.shape, dtype=dt) if kernel.separate_gh else None
+        Hraw = new((T, B, H), dtype=dt) if w.W_hr is not None else None
+    steps = _forward_steps(sch, kernel, w, A, Hs, Cs, TC, GHs, Hraw, dt)
+    W_hhT, W_hrT = W_hh.T, (w.W_hr.T if w.W_hr is not None else None)
+    h_out = sch.steps(Hs[1:])
+
+    for t, s in enumerate(steps):
+        if kernel.separate_gh:                                   # gh = h_prev @ W_hh.T + b_hh, kept apart
+            np.matmul(s.h_prev, W_hhT, out=s.gh)
+            if b_hh is not None:
+                np.add(s.gh, b_hh, out=s.gh)
+        else:
+            gemm_acc(s.h_prev, W_hhT, s.a)                       # a = gx + h_prev @ W_hh.T
+        kernel.forward(s)
+        if W_hrT is not None:
+            np.matmul(s.h, W_hrT, out=h_out[t])                  # LSTM projection: h = W_hr (o * tanh(c))
+
+    c_n = sch.last(Cs) if Cs is not None else None
+    tape = Tape(X if not sch.packed else X_rows, A, GHs, Hs, Cs, TC, Hraw, batch_sizes) if keep_tape else None
+    return Hs[1:], sch.last(Hs), c_n, tape
+
+
+def _forward_steps(sch: _Schedule, kernel: Kernel, w: Weights, A, Hs, Cs, TC, GHs, Hraw, dt) -> list[Step]:
+    """Every step's views, made before the loop (at tiny sizes making a view costs as much as a NumPy call).
+    Inference (no TC, GHs, Hraw: no tape) reuses one (B, ...) scratch buffer for them at every step."""
+    B, (GH, P) = sch.B, w.W_hh.shape
+    H = GH // kernel.gates
+
+    def kept_or_scratch(kept, width, needed):
+        if kept is not None:
+            return sch.steps(kept)
+        return sch.rows(np.empty((B, width), dtype=dt)) if needed else [None] * sch.T
+
+    a_t, hp_t = sch.steps(A), sch.steps(Hs[:-1])
+    h_t = kept_or_scratch(Hraw, H, w.W_hr is not None) if w.W_hr is not None else sch.steps(Hs[1:])
+    gh_t = kept_or_scratch(GHs, GH, kernel.separate_gh)
+    tc_t = kept_or_scratch(TC, H, kernel.has_cell)
+    cp_t, c_t = (sch.steps(Cs[:-1]), sch.steps(Cs[1:])) if Cs is not None else ([None] * sch.T,) * 2
+    tmp_t = sch.rows(np.empty((B, H), dtype=dt))
+    return [Step(a=a_t[t], gh=gh_t[t], h_prev=hp_t[t], h=h_t[t], c_prev=cp_t[t], c=c_t[t], tc=tc_t[t],
+                 tmp=tmp_t[t]) for t in range(sch.T)]
 
 
 def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh_n: np.ndarray | None,
@@ -237,79 +287,71 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     """BPTT through one forward run. Returns dX (T, B, I), dh0 (B, P), dc0 (B, H) or None, and the weight grads.
 
     dout (T, B, P) or None: dL/d(out) (entries past a sequence's length are ignored); dh_n, dc_n or None."""
-    X, A, Hs, Cs = tape.X, tape.A, tape.Hs, tape.Cs
-    T, B, I = tape.T, tape.B, X.shape[-1]
+    T, B, dt = tape.T, tape.B, tape.X.dtype
     GH, P = w.W_hh.shape
     H = GH // kernel.gates
-    dt = X.dtype
-    active = _active(tape.batch_sizes, T, B)
-    dGH = tape.GH if kernel.separate_gh else A                  # dL/d(gh), in place of gh (or the same as dgx)
+    sch = _Schedule(T, B, tape.batch_sizes)
+    A = tape.A                                                   # coefficients, then dL/d(gx), in place
+    dGH = tape.GH if kernel.separate_gh else A                   # dL/d(gh): in place of gh, or the same as dL/d(gx)
+    # dh holds dL/dh_t of the step being back-propagated (its active rows), dc likewise dL/dc_t
     dh = np.zeros((B, P), dtype=dt) if dh_n is None else np.array(dh_n, dtype=dt)
-    dc = None
-    if kernel.has_cell:
-        dc = np.zeros((B, H), dtype=dt) if dc_n is None else np.array(dc_n, dtype=dt)
-    dHproj = dhraw = None
-    if w.W_hr is not None:
-        dHproj = (np.empty if tape.batch_sizes is None else np.zeros)((T, B, P), dtype=dt)
-        dhraw = np.empty((B, H), dtype=dt)
-    ws = kernel.workspace(B, H, dt)
-    tmp = np.empty((B, P), dtype=dt) if kernel.direct_dh else None
+    dc = (np.zeros((B, H), dtype=dt) if dc_n is None else np.array(dc_n, dtype=dt)) if kernel.has_cell else None
+    steps = _backward_steps(sch, kernel, A, dGH, dt)
+    dh_t, dc_t, dout_t = sch.rows(dh), sch.rows(dc), (sch.steps(dout) if dout is not None else None)
+    dHs = dh_raw_t = None
+    if w.W_hr is not None:                                       # LSTM projection: dW_hr needs every step's dh
+        dHs = (np.zeros if sch.packed else np.empty)((T, B, P), dtype=dt)
+        dh_raw_t = sch.rows(np.empty((B, H), dtype=dt))
     n = max(1, min(T, CHUNK_BYTES // max(1, B * GH * dt.itemsize)))
     K = np.empty((n, B, kernel.coef_width * H), dtype=dt)
-    S = np.empty((n, B, H), dtype=dt)
-    dh_t = [dh[:b] for b in active]
-    dout_t = _steps(dout, active) if dout is not None else None
-    dc_t = [dc[:b] for b in active] if dc is not None else [None] * T
-    packed = tape.packed
-    off = _offsets(active)
+    scratch = np.empty((n, B, H), dtype=dt)
 
-    def block(a: np.ndarray, t0: int, t1: int, b: int) -> np.ndarray:
-        """Steps t0..t1-1, rows :b, as an (m, b, ...) view (packed: the steps all have b active rows)."""
-        return a[off[t0]:off[t1]].reshape(t1 - t0, b, a.shape[-1]) if packed else a[t0:t1, :b]
-
-    a_t, dgh_t = _step_views(A, active, packed), _step_views(dGH, active, packed)
-    tmp_t = [tmp[:b] for b in active] if tmp is not None else None
-    dhraw_t = [dhraw[:b] for b in active] if dhraw is not None else None
-    W_hh = w.W_hh
-    for t0, t1 in _chunks(active, n, equal_widths=packed):
-        m = t1 - t0
-        b0 = active[t0]                                          # every step of a chunk has b0 active rows
-        chunk = SimpleNamespace(Hprev=Hs[t0:t1, :b0], Hnext=Hs[t0 + 1:t1 + 1, :b0],
-                                GH=None if tape.GH is None else block(tape.GH, t0, t1, b0),
-                                Cprev=None if Cs is None else Cs[t0:t1, :b0],
-                                TC=None if tape.TC is None else tape.TC[t0:t1, :b0])
-        kernel.coefficients(block(A, t0, t1, b0), K[:m, :b0], S[:m, :b0], chunk)   # gradient-independent, m steps
-        k_t = _steps(K[:m], active[t0:t1])
+    for t0, t1 in sch.blocks(n):
+        kernel.coefficients(_coefficient_block(sch, tape, A, K, scratch, t0, t1))
+        k_t = list(K[:t1 - t0, :sch.active[t0]])              # every step of a block has the same rows
         for t in range(t1 - 1, t0 - 1, -1):
-            g = dh_t[t]                                          # dL/dh_t of the active rows, in dh
+            s, g = steps[t], dh_t[t]
+            s.k = k_t[t - t0]
             if dout_t is not None:
                 np.add(g, dout_t[t], out=g)                      # out_t = h_t
-            dk = g
-            if dHproj is not None:
-                dHproj[t, :active[t]] = g
-                dk = np.matmul(g, w.W_hr, out=dhraw_t[t])        # back through h = W_hr h_raw
-            kernel.backward(dk, dc_t[t], a_t[t], k_t[t - t0], dgh_t[t], ws)
-            if tmp_t is not None:                                # dh_prev = (dh * z) + dgh @ W_hh
-                np.matmul(dgh_t[t], W_hh, out=tmp_t[t])
-                np.add(g, tmp_t[t], out=g)
+            g_cell = g
+            if dHs is not None:
+                dHs[t, :sch.active[t]] = g
+                g_cell = np.matmul(g, w.W_hr, out=dh_raw_t[t])   # back through h = W_hr h_raw
+            kernel.backward(s, g_cell, dc_t[t])
+            if kernel.direct_dh:                                 # g holds the kernel's direct part (GRU: dh * z)
+                gemm_acc(s.gh, w.W_hh, g)
             else:
-                np.matmul(dgh_t[t], W_hh, out=g)                 # back through gh = W_hh h_{t-1}
-    # every weight gradient is one GEMM over all T*B rows, or over the packed rows only, after the loop
-    if packed:                                                   # A, GH and X are packed already
-        dGX2, dGH2, X2, Hprev2 = A, dGH, X, _pack(Hs[:-1], active)
-    else:
-        dGX2, dGH2, X2, Hprev2 = (a.reshape(T * B, a.shape[-1]) for a in (A, dGH, X, Hs[:-1]))
-    kernel.finish_backward(dGX2, dGH2)
-    db_ih = dGX2.sum(axis=0) if w.b_ih is not None else None
+                np.matmul(s.gh, w.W_hh, out=g)                   # dh_{t-1} = dgh @ W_hh
+
+    dGX, dGH = A.reshape(-1, GH), dGH.reshape(-1, GH)            # (N, GH): all rows, or the packed ones
+    kernel.finish_backward(dGX, dGH)
+    db_ih = dGX.sum(axis=0) if w.b_ih is not None else None
     grads = Grads(
-        W_ih=dGX2.T @ X2,
-        W_hh=dGH2.T @ Hprev2,
+        W_ih=dGX.T @ tape.X.reshape(-1, tape.X.shape[-1]),
+        W_hh=dGH.T @ sch.flat(tape.Hs[:-1]),
         b_ih=db_ih,
-        b_hh=(dGH2.sum(axis=0) if dGH is not A else db_ih.copy()) if w.b_hh is not None else None,
-        W_hr=(dHproj.reshape(T * B, P).T @ tape.Hraw.reshape(T * B, H)) if dHproj is not None else None,
+        b_hh=(dGH.sum(axis=0) if kernel.separate_gh else db_ih.copy()) if w.b_hh is not None else None,
+        W_hr=(dHs.reshape(T * B, P).T @ tape.Hraw.reshape(T * B, H)) if dHs is not None else None,
     )
-    if packed:
-        dX = _unpack(dGX2 @ w.W_ih, active, B)
-    else:
-        dX = (dGX2 @ w.W_ih).reshape(T, B, I)
-    return dX, dh, dc, grads
+    return sch.unflat(dGX @ w.W_ih), dh, dc, grads
+
+
+def _backward_steps(sch: _Schedule, kernel: Kernel, A: np.ndarray, dGH: np.ndarray, dt) -> list[Step]:
+    """Every step's views for backward (``k``, the block's coefficients, is set as each block comes)."""
+    a_t, gh_t = sch.steps(A), sch.steps(dGH)
+    tmp_t = sch.rows(np.empty((sch.B, A.shape[-1] // kernel.gates), dtype=dt))
+    return [Step(a=a_t[t], gh=gh_t[t], tmp=tmp_t[t]) for t in range(sch.T)]
+
+
+def _coefficient_block(sch: _Schedule, tape: Tape, A: np.ndarray, K: np.ndarray, scratch: np.ndarray,
+                       t0: int, t1: int) -> SimpleNamespace:
+    """Steps t0..t1-1 as (m, b, ...) views for ``kernel.coefficients``: A and GH (to overwrite with coefficients),
+    K (m, b, coef_width * H) to fill, scratch S (m, b, H), and the tape's Hprev, Hnext, Cprev, TC."""
+    m, b = t1 - t0, sch.active[t0]
+    Hs, Cs = tape.Hs, tape.Cs
+    return SimpleNamespace(A=sch.block(A, t0, t1), K=K[:m, :b], S=scratch[:m, :b],
+                           GH=None if tape.GH is None else sch.block(tape.GH, t0, t1),
+                           Hprev=Hs[t0:t1, :b], Hnext=Hs[t0 + 1:t1 + 1, :b],
+                           Cprev=None if Cs is None else Cs[t0:t1, :b],
+                           TC=None if tape.TC is None else tape.TC[t0:t1, :b])

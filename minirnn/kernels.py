@@ -1,38 +1,35 @@
 """Pointwise cell step kernels: the only place where the RNN, LSTM and GRU differ.
 
-The costly matrix products live in ``engine.py``; a kernel sees one time step of b active sequences
-(H hidden units, G gates, GH = G*H) and writes every result into arrays the engine preallocated:
+The costly matrix products live in ``engine.py``; a kernel sees one time step of b active sequences through a
+``engine.Step`` ``s`` of views (H hidden units, G gates, GH = G*H) and writes every result in place:
 
-    forward(a, gh, h_prev, c_prev, h, c, tc, ws)       one step forward, in place
-        a       (b, GH)   on entry  gx = W_ih x_t + b_ih (+ b_hh when folded, see ``separate_gh``)
-                          on exit   the activated gates, kept on the tape for backward
-        gh      (b, GH)   W_hh h_{t-1} (+ b_hh when not folded)
-        h_prev  (b, H)    c_prev (b, H) or None
-        h, c    (b, H)    outputs: the new state (c only for kinds with a cell state)
-        tc      (b, H)    output: tanh(c), kept on the tape for backward (kinds with a cell state; else None)
-        ws      dict      scratch arrays of ``workspace(B, H, dtype)``, B >= b rows
+    forward(s)             one step forward
+        s.a      (b, GH)   in: a = gx + gh (gx = W_ih x_t + b_ih + b_hh); out: the activated gates (the tape's A)
+        s.gh     (b, GH)   ``separate_gh`` kernels (GRU): a holds gx alone and gh = W_hh h_{t-1} + b_hh comes apart
+        s.h_prev, s.c_prev (b, H) in; s.h, s.c, s.tc (b, H) out: the new state and tanh(c) (c, tc: LSTM only)
 
-    coefficients(A, K, S, tape)                         backward, vectorized over a chunk of n time steps
-        Every factor of the step's Jacobian that does not depend on the incoming gradient, computed for
-        n steps at once (few large NumPy calls instead of many small ones) and written in place of the
-        activations in A (n, B, GH) and into K (n, B, coef_width * H); S (n, B, H) is scratch.
-        ``tape`` holds the chunk's views: Hprev, Hnext (n, B, H), Cprev, TC (n, B, H), GH (n, B, GH).
+    coefficients(c)        backward, vectorized over a block of m steps
+        Every factor of the steps' Jacobians that does not depend on the incoming gradient, for m steps at once
+        (a few large NumPy calls instead of many small ones), written in place of the activations in c.A
+        (m, b, GH) (and of c.GH) and into c.K (m, b, coef_width * H); c.S (m, b, H) is scratch; c.Hprev,
+        c.Hnext, c.Cprev, c.TC (m, b, H) are the tape's views of those steps.
 
-    backward(dh, dc, a, k, dgh, ws)                     one step backward, in place
-        dh      (b, H)    in: dL/dh_t (everything that reaches h_t)
-                          out, when ``direct_dh``: the part of dL/dh_{t-1} that bypasses W_hh; else unused
-        dc      (b, H)    in: dL/dc_t from step t+1; out: dL/dc_{t-1} (kinds with a cell state)
-        a       (b, GH)   in: the step's coefficients; out: dL/d(gx)
-        k       (b, coef_width * H)   the step's extra coefficients
-        dgh     (b, GH)   out: dL/d(gh), only when ``separate_gh`` (else dL/d(gh) = dL/d(gx) = a)
+    backward(s, dh, dc)    one step backward
+        dh       (b, H)    in: dL/dh_t; out, for ``direct_dh`` kernels (GRU): the part of dL/dh_{t-1} that
+                           bypasses W_hh (the engine adds dgh @ W_hh to it)
+        dc       (b, H)    in: dL/dc_t; out: dL/dc_{t-1} (LSTM)
+        s.a      in: the step's coefficients; out: dL/d(gx)     s.k: the step's extra coefficients
+        s.gh     out: dL/d(gh) (``separate_gh`` only; else dL/d(gh) = dL/d(gx))
+
+    finish_backward(dGX, dGH)   after the loop: complete dGX (N, GH) where backward left parts in dGH only
 
 Each kernel writes its equations once in ``forward`` and their derivatives once in ``coefficients`` and
-``backward``. G is ``gates``: 1 for the RNN, 4 for the LSTM (torch's order i, f, g, o), 3 for the GRU (r, z, n).
+``backward``; ``reference.py`` has the same math as plain allocating NumPy. G is ``gates``: 1 for the RNN, 4 for
+the LSTM (torch's order i, f, g, o), 3 for the GRU (r, z, n).
 
-Activations come from ``functional.gate_activation``: one ``np.exp`` call activates a whole block of gates,
-sigmoid and tanh alike. It wants its argument pre-multiplied by a per-gate factor (``input_scale``); the engine
-folds that factor into W_ih, W_hh and the biases once per sequence, so ``a`` and ``gh`` below arrive scaled
-on the gates that a GateActivation activates (the GRU's n block is not scaled).
+Gates are activated with ``functional.GateActivation``: one ``np.tanh`` call for a whole block of gates, with
+sigmoid(x) = 0.5 + 0.5 tanh(x / 2). The x / 2 is folded into the weight rows of the sigmoid gates by the engine
+once per sequence (``input_scale``), so ``a`` (and the GRU's gh) arrive halved on those gates.
 """
 from __future__ import annotations
 
@@ -58,24 +55,20 @@ class Kernel:
         # one kernel object per kind in every process (direction_process pickles kernels): unpickled by name
         return by_name, (self.name,)
 
-    def workspace(self, B: int, H: int, dtype) -> dict:
-        return {}
-
     def input_scale(self, H: int, dtype) -> np.ndarray | None:
-        """(GH,) factor the engine folds into the gate pre-activations gx and gh (None: none)."""
+        """(GH,) factor the engine folds into the weight rows (and so into gx and gh); None: none."""
         return None
 
     def finish_backward(self, dGX, dGH):
-        """After the time loop: complete dGX (N, GH) (A's rows, all or the active ones) as dL/d(gx) where
-        ``backward`` left parts in the matching rows of dGH only."""
+        """After the time loop: complete dGX (N, GH) as dL/d(gx) where ``backward`` left parts in dGH only."""
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):  # pragma: no cover - interface
+    def forward(self, s):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def coefficients(self, A, K, S, tape):  # pragma: no cover - interface
+    def coefficients(self, c):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def backward(self, dh, dc, a, k, dgh, ws):  # pragma: no cover - interface
+    def backward(self, s, dh, dc):  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -84,12 +77,11 @@ class _Elman(Kernel):
 
     gates = 1
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):
-        np.add(a, gh, out=a)                          # a = gx + gh
-        self.f(a, out=h)                              # h = f(a)
+    def forward(self, s):
+        self.f(s.a, out=s.h)                          # h = f(a)
 
-    def backward(self, dh, dc, a, k, dgh, ws):
-        np.multiply(a, dh, out=a)                     # dL/da = dh * f'(a)
+    def backward(self, s, dh, dc):
+        np.multiply(s.a, dh, out=s.a)                 # dL/da = dh * f'(a)
 
 
 class TanhRNN(_Elman):
@@ -98,9 +90,9 @@ class TanhRNN(_Elman):
     name = "tanh"
     f = staticmethod(tanh)
 
-    def coefficients(self, A, K, S, tape):
-        np.multiply(tape.Hnext, tape.Hnext, out=A)    # f'(a) = 1 - h^2
-        np.subtract(1.0, A, out=A)
+    def coefficients(self, c):
+        np.multiply(c.Hnext, c.Hnext, out=c.A)        # f'(a) = 1 - h^2
+        np.subtract(1.0, c.A, out=c.A)
 
 
 class ReluRNN(_Elman):
@@ -109,8 +101,8 @@ class ReluRNN(_Elman):
     name = "relu"
     f = staticmethod(relu)
 
-    def coefficients(self, A, K, S, tape):
-        np.greater(tape.Hnext, 0.0, out=A)            # f'(a) = 1 where a > 0 (0 at a = 0, torch's convention)
+    def coefficients(self, c):
+        np.greater(c.Hnext, 0.0, out=c.A)             # f'(a) = 1 where a > 0 (0 at a = 0, torch's convention)
 
 
 class SigmoidRNN(_Elman):
@@ -119,9 +111,9 @@ class SigmoidRNN(_Elman):
     name = "sigmoid"
     f = staticmethod(sigmoid)
 
-    def coefficients(self, A, K, S, tape):
-        np.subtract(1.0, tape.Hnext, out=A)           # f'(a) = h (1 - h)
-        np.multiply(A, tape.Hnext, out=A)
+    def coefficients(self, c):
+        np.subtract(1.0, c.Hnext, out=c.A)            # f'(a) = h (1 - h)
+        np.multiply(c.A, c.Hnext, out=c.A)
 
 
 class LSTMKernel(Kernel):
@@ -139,40 +131,34 @@ class LSTMKernel(Kernel):
 
     name, gates, has_cell, coef_width = "lstm", 4, True, 2
 
-    def workspace(self, B, H, dtype):
-        return {"gh": np.empty((B, 4 * H), dtype), "ig": np.empty((B, H), dtype), "tc": np.empty((B, H), dtype),
-                "gates": gate_activation("ssTs", H, np.dtype(dtype))}
-
     def input_scale(self, H, dtype):
         return gate_activation("ssTs", H, np.dtype(dtype)).input_scale
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):
-        H = c.shape[-1]
-        np.add(a, gh, out=a)                          # a = gx + gh (times input_scale)
-        ws["gates"](a)                                # i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g): one block
+    def forward(self, s):
+        a, H = s.a, s.c.shape[-1]
+        gate_activation("ssTs", H, a.dtype)(a)        # i, f, o = sigmoid(a_i, a_f, a_o); g = tanh(a_g): one block
         i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-        ig = ws["ig"][:len(a)]
-        np.multiply(f, c_prev, out=c)                 # c = f * c_prev + i * g
-        np.multiply(i, g, out=ig)
-        np.add(c, ig, out=c)
-        np.tanh(c, out=tc)                            # h = o * tanh(c)
-        np.multiply(o, tc, out=h)
+        np.multiply(f, s.c_prev, out=s.c)             # c = f * c_prev + i * g
+        np.multiply(i, g, out=s.tmp)
+        np.add(s.c, s.tmp, out=s.c)
+        np.tanh(s.c, out=s.tc)                        # h = o * tanh(c)
+        np.multiply(o, s.tc, out=s.h)
 
-    def coefficients(self, A, K, S, tape):
-        H = K.shape[-1] // 2
+    def coefficients(self, c):
+        A, K, S, H = c.A, c.K, c.S, c.K.shape[-1] // 2
         i, f, g, o = A[..., :H], A[..., H:2 * H], A[..., 2 * H:3 * H], A[..., 3 * H:]
         Kc, Kf_keep = K[..., :H], K[..., H:]
         np.copyto(Kf_keep, f)                         # f, for dc_prev = dc_t * f
         np.subtract(1.0, o, out=S)                    # K_o = tanh(c) * o (1 - o)
         np.multiply(S, o, out=S)
-        np.multiply(S, tape.TC, out=S)
-        np.multiply(tape.TC, tape.TC, out=Kc)         # K_c = o (1 - tanh(c)^2)
+        np.multiply(S, c.TC, out=S)
+        np.multiply(c.TC, c.TC, out=Kc)               # K_c = o (1 - tanh(c)^2)
         np.subtract(1.0, Kc, out=Kc)
         np.multiply(Kc, o, out=Kc)
         np.copyto(o, S)
         np.subtract(1.0, f, out=S)                    # K_f = c_prev * f (1 - f)
         np.multiply(f, S, out=f)
-        np.multiply(f, tape.Cprev, out=f)
+        np.multiply(f, c.Cprev, out=f)
         np.subtract(1.0, i, out=S)                    # K_i = g * i (1 - i)
         np.multiply(S, i, out=S)
         np.multiply(S, g, out=S)
@@ -181,12 +167,11 @@ class LSTMKernel(Kernel):
         np.multiply(g, i, out=g)
         np.copyto(i, S)
 
-    def backward(self, dh, dc, a, k, dgh, ws):
-        H = dc.shape[-1]
-        Kc, f = k[:, :H], k[:, H:]
-        tmp = ws["ig"][:len(a)]
-        np.multiply(dh, Kc, out=tmp)                  # dc_t = dc + dh * o (1 - tanh(c)^2)
-        np.add(dc, tmp, out=dc)
+    def backward(self, s, dh, dc):
+        a, H = s.a, dc.shape[-1]
+        Kc, f = s.k[:, :H], s.k[:, H:]
+        np.multiply(dh, Kc, out=s.tmp)                # dc_t = dc + dh * o (1 - tanh(c)^2)
+        np.add(dc, s.tmp, out=dc)
         a_ifg = a.reshape(len(a), 4, H)[:, :3]        # (b, 3, H) view: a is a C-contiguous (b, 4H) block
         np.multiply(a_ifg, dc[:, None, :], out=a_ifg)  # da_i, da_f, da_g = dc_t * (K_i, K_f, K_g)
         np.multiply(a[:, 3 * H:], dh, out=a[:, 3 * H:])  # da_o = dh * K_o
@@ -212,32 +197,28 @@ class GRUKernel(Kernel):
 
     name, gates, separate_gh, direct_dh, coef_width = "gru", 3, True, True, 1
 
-    def workspace(self, B, H, dtype):
-        return {"rgh": np.empty((B, H), dtype), "gates": gate_activation("ss", H, np.dtype(dtype))}
-
     def input_scale(self, H, dtype):
         return _gru_scale(H, np.dtype(dtype))
 
-    def forward(self, a, gh, h_prev, c_prev, h, c, tc, ws):
-        H = h.shape[-1]
+    def forward(self, s):
+        a, gh, H = s.a, s.gh, s.h.shape[-1]
         rz, n = a[:, :2 * H], a[:, 2 * H:]
-        np.add(rz, gh[:, :2 * H], out=rz)             # r, z = sigmoid(gx_rz + gh_rz): one block (args scaled)
-        ws["gates"](rz)
+        np.add(rz, gh[:, :2 * H], out=rz)             # r, z = sigmoid(gx_rz + gh_rz): one block
+        gate_activation("ss", H, a.dtype)(rz)
         r, z = rz[:, :H], rz[:, H:]
-        rgh = ws["rgh"][:len(a)]
-        np.multiply(r, gh[:, 2 * H:], out=rgh)        # n = tanh(gx_n + r * gh_n)
-        np.add(n, rgh, out=n)
+        np.multiply(r, gh[:, 2 * H:], out=s.tmp)      # n = tanh(gx_n + r * gh_n)
+        np.add(n, s.tmp, out=n)
         np.tanh(n, out=n)
-        np.subtract(h_prev, n, out=h)                 # h = n + z * (h_prev - n)
-        np.multiply(h, z, out=h)
-        np.add(h, n, out=h)
+        np.subtract(s.h_prev, n, out=s.h)             # h = n + z * (h_prev - n)
+        np.multiply(s.h, z, out=s.h)
+        np.add(s.h, n, out=s.h)
 
-    def coefficients(self, A, K, S, tape):
-        H = K.shape[-1]
+    def coefficients(self, c):
+        A, K, H = c.A, c.K, c.K.shape[-1]
         r, z, n = A[..., :H], A[..., H:2 * H], A[..., 2 * H:]
-        Kr, Kz, Kn = tape.GH[..., :H], tape.GH[..., H:2 * H], tape.GH[..., 2 * H:]   # Kn: holds gh_n on entry
+        Kr, Kz, Kn = c.GH[..., :H], c.GH[..., H:2 * H], c.GH[..., 2 * H:]   # Kn: holds gh_n on entry
         np.copyto(K, z)                               # z, for the direct part dh * z
-        np.subtract(tape.Hprev, n, out=Kz)            # K_z = (h_prev - n) z (1 - z)
+        np.subtract(c.Hprev, n, out=Kz)               # K_z = (h_prev - n) z (1 - z)
         np.multiply(Kz, z, out=Kz)
         np.subtract(1.0, z, out=z)                    # (z slot holds 1 - z from here)
         np.multiply(Kz, z, out=Kz)
@@ -250,12 +231,12 @@ class GRUKernel(Kernel):
         np.multiply(Kr, n, out=Kr)
         np.multiply(n, r, out=Kn)                     # K_hn = dn/dh * r (gh_n used up above)
 
-    def backward(self, dh, dc, a, k, dgh, ws):
+    def backward(self, s, dh, dc):
         b, H = dh.shape
-        dgh3 = dgh.reshape(b, 3, H)                   # (b, 3, H) view of a C-contiguous (b, 3H) row block
+        dgh3 = s.gh.reshape(b, 3, H)                  # (b, 3, H) view of a C-contiguous (b, 3H) row block
         np.multiply(dgh3, dh[:, None, :], out=dgh3)   # dgh_r, dgh_z, dgh_n = dh * K_gh
-        np.multiply(dh, a[:, 2 * H:], out=a[:, 2 * H:])  # dgx_n = dh * K_n
-        np.multiply(dh, k, out=dh)                    # the direct part of dh_prev: dh * z
+        np.multiply(dh, s.a[:, 2 * H:], out=s.a[:, 2 * H:])  # dgx_n = dh * K_n
+        np.multiply(dh, s.k, out=dh)                  # the direct part of dh_prev: dh * z
 
     def finish_backward(self, dGX, dGH):
         H = dGX.shape[-1] // 3
