@@ -87,16 +87,19 @@ def _torch_steps(kind: str):
 
 
 def _count_calls(kind: str) -> dict:
-    """``np.*`` calls made by minirnn's engine, kernels and functional per time step (slope over T), counted by
-    wrapping those modules' ``np``."""
+    """``np.*`` (and ``scipy.linalg.blas.*``) calls made by minirnn's engine, kernels and functional per time step
+    (slope over T), counted by wrapping those modules' ``np`` (and the engine's ``blas``)."""
     import numpy as np
     from minirnn import engine, functional, kernels
     run = _minirnn_steps(kind)
     counter = {"n": 0}
 
     class Counting:
+        def __init__(self, module):
+            self._module = module
+
         def __getattr__(self, name):
-            obj = getattr(np, name)
+            obj = getattr(self._module, name)
             if not callable(obj) or isinstance(obj, type):
                 return obj
 
@@ -106,10 +109,12 @@ def _count_calls(kind: str) -> dict:
             return counted
 
     counts = {}
-    saved = [(m, m.np) for m in (engine, functional, kernels)]
+    saved = [(m, "np", m.np) for m in (engine, functional, kernels)]
+    if hasattr(engine, "blas"):
+        saved.append((engine, "blas", engine.blas))
     try:
-        for m, _ in saved:
-            m.np = Counting()
+        for m, attr, mod in saved:
+            setattr(m, attr, Counting(mod))
         for train in (False, True):
             run(T_SHORT, train)                     # warm-up: caches filled once per process are not per step
             per_T = {}
@@ -119,8 +124,8 @@ def _count_calls(kind: str) -> dict:
                 per_T[T] = counter["n"]
             counts["train" if train else "infer"] = (per_T[T_LONG] - per_T[T_SHORT]) / (T_LONG - T_SHORT)
     finally:
-        for m, mod in saved:
-            m.np = mod
+        for m, attr, mod in saved:
+            setattr(m, attr, mod)
     return counts
 
 
@@ -157,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
     sides = ["minirnn"] if args.no_torch else ["minirnn", "torch"]
-    env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2",
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}  # native BLAS
+    env.update(OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), PER_STEP_TORCH_ONEDNN=args.torch_onednn)
     results = {}
     print(f"per time step, B={B} I={I} H={H} float32, slope between T={T_SHORT} and T={T_LONG}; "

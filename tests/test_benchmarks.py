@@ -1,6 +1,6 @@
 """The benchmark scripts run end to end in short modes (bench_recurrent ``--quick``: every case of the suite, both
 sides when torch is there, a table and a JSON report; the others one short round). No timing is asserted (the
-machine is shared); only that the numbers exist, and the per-step NumPy call counts, which are exact."""
+machine is shared); only that the numbers exist, and ceilings on the per-step NumPy call counts."""
 import json
 import os
 import re
@@ -38,6 +38,34 @@ def test_quick_covers_every_kind_and_the_extra_cases(quick_report):
     for name in names:
         assert name in stdout                                    # one table row per case
     assert report["quick"] is True and report["threads"] == 2
+    assert "x floor" in stdout and "BLAS: " in stdout.splitlines()[0]
+
+
+def test_quick_reports_the_gemm_floor_and_the_blas_kernel(quick_report):
+    """Every row has its GEMM shape floor, measured in the same run, and its ratio; the report names the BLAS
+    library and kernel the workers ran."""
+    _, report = quick_report
+    assert "floor" in report["sides"]
+    assert "openblas" in report["blas"]["minirnn"].lower() or "mkl" in report["blas"]["minirnn"].lower()
+    for case in report["cases"]:
+        for what in ("train", "infer"):
+            assert 0 < case["floor"][f"{what}_s"]
+            assert case[f"{what}_x_floor"] == case["minirnn"][f"{what}_s"] / case["floor"][f"{what}_s"]
+
+
+def test_workers_run_native_blas(monkeypatch):
+    """The benchmark workers drop the variables that force old BLAS kernels; the rest of the environment stays."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_recurrent", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "262144")
+    monkeypatch.setenv("MINIRNN_BENCH_PROBE", "kept")
+    env = bench.worker_env("/some/checkout")
+    assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env
+    assert env["MINIRNN_BENCH_PROBE"] == "kept" and env["OPENBLAS_NUM_THREADS"] == "2"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == "/some/checkout"
 
 
 def test_quick_measures_both_sides(quick_report):
@@ -76,17 +104,18 @@ def _per_step_module():
     return module
 
 
-# NumPy calls per time step of the engine and kernels (benchmarks/per_step.py counts them): inference, training.
-# A change that adds a call to the time loop shows here; lower the numbers when a call is saved.
-CALLS_PER_STEP = {"RNN": (3, 6), "LSTM": (11, 18), "GRU": (12, 18)}
+# Ceilings on the NumPy (and BLAS) calls per time step of the engine and kernels (benchmarks/per_step.py counts
+# them): inference, training. A change that adds calls to the time loop shows here; a clearer line that costs no
+# call more is free. The exact counts are in per_step.py's report.
+CALLS_PER_STEP = {"RNN": (2, 5), "LSTM": (9, 16), "GRU": (12, 17)}
 
 
 @pytest.mark.parametrize("kind", sorted(CALLS_PER_STEP))
 def test_numpy_calls_per_time_step(kind):
     counts = _per_step_module()._count_calls(kind)
     infer, train = CALLS_PER_STEP[kind]
-    assert counts["infer"] == infer, counts
-    assert counts["train"] == train, counts
+    assert 0 < counts["infer"] <= infer, counts
+    assert counts["infer"] < counts["train"] <= train, counts
 
 
 def test_per_step_script_runs(tmp_path):
@@ -100,7 +129,25 @@ def test_per_step_script_runs(tmp_path):
         report = json.load(f)
     row = report["results"]["RNN"]
     assert row["minirnn_infer_us"] > 0 and row["minirnn_train_us"] > 0
-    assert row["calls"] == {"infer": 3.0, "train": 6.0}
+    assert 0 < row["calls"]["infer"] < row["calls"]["train"] <= CALLS_PER_STEP["RNN"][1]
+
+
+def test_tricks_script_measures_a_trick_both_ways(tmp_path):
+    """benchmarks/tricks.py, one trick at the tiny size, one round: both variants timed, and equal numbers."""
+    path = tmp_path / "tricks.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "tricks.py"), "--tricks",
+                           "gemm_acc,tanh_gates", "--kinds", "lstm", "--sizes", "tiny", "--rounds", "1", "--iters",
+                           "1", "--json", str(path)], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with open(path) as f:
+        report = json.load(f)
+    assert [(r["trick"], r["case"]) for r in report["results"]] == [("gemm_acc", "lstm-tiny"),
+                                                                    ("tanh_gates", "lstm-tiny")]
+    for r in report["results"]:
+        assert r["train_on_s"] > 0 and r["train_off_s"] > 0 and r["infer_ratio"] > 0
+        assert r["max_rel_diff"] < 1e-5                          # float32: the variants agree to rounding
+        assert r["max_rel_diff"] > 0 or r["trick"] != "tanh_gates"   # and the plain variant really ran
 
 
 def test_direction_processes_benchmark_runs():
