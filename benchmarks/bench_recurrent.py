@@ -17,7 +17,11 @@ What is measured, per case:
 
 Each side runs in its own subprocess worker (a fresh interpreter per case and round), alternating
 minirnn, torch, minirnn, torch, ...; a worker reports the median of its timed iterations and the table shows
-the median over the rounds. Both sides get OMP/OPENBLAS/MKL_NUM_THREADS=2 and torch.set_num_threads(2).
+the median over the rounds. Both sides get OMP/OPENBLAS/MKL_NUM_THREADS=2 and torch.set_num_threads(2) (--threads),
+and native BLAS kernels (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from the workers' environment); the
+BLAS library and kernel in use are in the table's header and the JSON. A third worker, "floor", times only the
+step's own matrix products at their real shapes (see gemm_floor): "x floor" is minirnn / that. With --baseline,
+a fourth times another checkout's minirnn in the same alternation: "vs base" is this checkout / that one.
 The ratio is minirnn / torch (below 1: minirnn is faster). Results go to --json (default
 benchmarks/results/latest.json), rewritten after every case (``complete`` false until the end). Every worker
 imports minirnn afresh from this checkout: run a long benchmark from a copy if the code may change meanwhile.
@@ -38,7 +42,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-THREADS = 2
+THREADS = int(os.environ.get("MINIRNN_BENCH_THREADS", "2"))     # set by --threads for the workers
+# "wall" (perf_counter) or "cpu" (this process's CPU time: on a loaded machine, with --threads 1, it counts only
+# the step's own work; a 2-thread BLAS spins while it waits, so use cpu only with one thread)
+CLOCK = os.environ.get("MINIRNN_BENCH_CLOCK", "wall")
 SIZES = {  # (T, B, I, H)
     "tiny": (20, 1, 16, 32),
     "small": (50, 32, 64, 128),
@@ -322,14 +329,15 @@ def maxrss_bytes() -> int:
 
 
 def timed(fn, iters: int, budget: float, warmup: int = 1) -> float:
+    clock = time.process_time if CLOCK == "cpu" else time.perf_counter
     for _ in range(warmup):
         fn()
     times = []
     start = time.perf_counter()
     while len(times) < iters and (len(times) < 3 or time.perf_counter() - start < budget):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
 
 
@@ -415,18 +423,21 @@ def worker(side: str, cases: list[dict], iters: int, budget: float, processes: i
 FORCED_BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def worker_env(checkout: str = ROOT) -> dict:
-    """The environment of a benchmark worker: native BLAS kernels, THREADS threads, ``checkout``'s minirnn first."""
+def worker_env(checkout: str = ROOT, threads: int | None = None, clock: str | None = None) -> dict:
+    """The environment of a benchmark worker: native BLAS kernels, ``threads`` threads, ``checkout``'s minirnn
+    first on the path."""
     env = {k: v for k, v in os.environ.items() if k not in FORCED_BLAS_VARS}
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(THREADS)
+    threads = THREADS if threads is None else threads
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINIRNN_BENCH_THREADS"):
+        env[var] = str(threads)
+    env["MINIRNN_BENCH_CLOCK"] = clock or CLOCK
     env["PYTHONPATH"] = checkout + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
 def run_worker(side: str, cases: list[dict], iters: int, budget: float, processes: int = 1,
-               baseline: str | None = None) -> list[dict]:
-    env = worker_env(baseline if side == "base" else ROOT)
+               baseline: str | None = None, threads: int | None = None, clock: str | None = None) -> list[dict]:
+    env = worker_env(baseline if side == "base" else ROOT, threads, clock)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--worker-cases", json.dumps(cases),
            "--iters", str(iters), "--budget", str(budget), "--direction-processes", str(processes)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -467,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default=None, metavar="CHECKOUT",
                     help="also time the minirnn of another checkout (e.g. a pristine one of the previous commit), "
                          "alternated with this one in the same run: the 'vs base' column is this / that")
+    ap.add_argument("--threads", type=int, default=THREADS, help=f"BLAS and torch threads (default {THREADS})")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default=CLOCK,
+                    help="wall: elapsed time (default); cpu: the worker's CPU time, for A/B rounds on a loaded "
+                         "machine with --threads 1 (a multi-threaded BLAS spins while it waits)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
     ap.add_argument("--direction-processes", type=int, choices=[1, 2], default=1,
                     help="2: minirnn's bidirectional cases run the reverse direction in a second process "
@@ -481,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.baseline is not None and not os.path.isfile(os.path.join(args.baseline, "minirnn", "__init__.py")):
         ap.error(f"--baseline: expected a checkout with minirnn/__init__.py, got {args.baseline!r}")
+    if args.threads < 1:
+        ap.error(f"--threads: expected at least 1, got {args.threads}")
     if args.repeats is not None and args.repeats < 1:
         ap.error(f"--repeats: expected at least 1, got {args.repeats}")
 
@@ -533,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             command=" ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__, os.getcwd())]
                              + (argv if argv is not None else sys.argv[1:])),
             complete=complete, quick=args.quick, direction_processes=args.direction_processes, repeats=repeats,
-            iters=iters, budget_s=budget, threads=THREADS, baseline=args.baseline, blas=blas,
+            iters=iters, budget_s=budget, threads=args.threads, clock=args.clock, baseline=args.baseline, blas=blas,
             dropped_env=[v for v in FORCED_BLAS_VARS if v in os.environ],
             sides=sides, python=platform.python_version(), machine=platform.machine(), cpus=os.cpu_count(),
             load_avg=os.getloadavg(), versions=versions, cases=rows,
@@ -547,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     for group in groups:
         for _ in range(repeats):
             for side in sides:                                    # A B C A B C ...
-                for r in run_worker(side, group, iters, budget, args.direction_processes, args.baseline):
+                for r in run_worker(side, group, iters, budget, args.direction_processes, args.baseline,
+                                    args.threads, args.clock):
                     runs.setdefault((r["case"], side), []).append(r)
                     blas[side] = r["blas"]
         done += group

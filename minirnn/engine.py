@@ -36,6 +36,7 @@ the activations on the tape (a tape is back-propagated once).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 from types import SimpleNamespace
 
 import numpy as np
@@ -112,9 +113,10 @@ class Step:
 
     __slots__ = ("a", "gh", "h_prev", "h", "c_prev", "c", "tc", "k", "tmp")
 
-    def __init__(self, **views) -> None:
-        for name in self.__slots__:
-            setattr(self, name, views.get(name))
+    def __init__(self, a=None, gh=None, h_prev=None, h=None, c_prev=None, c=None, tc=None, tmp=None) -> None:
+        # written out (not a loop over __slots__): one is made per time step, and at tiny sizes that shows
+        self.a, self.gh, self.h_prev, self.h, self.c_prev, self.c, self.tc, self.tmp = a, gh, h_prev, h, c_prev, c, tc, tmp
+        self.k = None
 
 
 class _Schedule:
@@ -124,7 +126,7 @@ class _Schedule:
     def __init__(self, T: int, B: int, batch_sizes: np.ndarray | None) -> None:
         self.T, self.B, self.packed = T, B, batch_sizes is not None
         self.active = [B] * T if batch_sizes is None else [int(b) for b in batch_sizes]
-        self.offsets = np.concatenate([[0], np.cumsum(self.active, dtype=np.int64)]).tolist()
+        self.offsets = list(accumulate(self.active, initial=0))      # step t's rows in flat order: [o_t, o_t+1)
 
     def flat(self, a: np.ndarray) -> np.ndarray:
         """A (T, B, ...) array as the (N, ...) rows of the whole-sequence products: a reshape, or packed (a copy
@@ -187,14 +189,28 @@ class _Schedule:
 def gemm_acc(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
     """c += a @ b in one BLAS call (gemm with beta = 1) instead of a matmul into scratch and an add.
     c (m, n) C-contiguous (a step's row block); a (m, k) and b (k, n) C- or F-contiguous (e.g. W.T views)."""
-    gemm = blas.sgemm if c.dtype == np.float32 else blas.dgemm if c.dtype == np.float64 else None
-    if gemm is None or not len(c):                               # (BLAS refuses a step with no active rows)
+    if a.flags.c_contiguous:
+        gemm_acc_by(b)(a, c)
+    else:
         c += a @ b
-        return
-    # BLAS is column-major: c.T = b.T @ a.T, and c.T is Fortran-ordered, so gemm writes into c itself
+
+
+def gemm_acc_by(b: np.ndarray):
+    """The function (a, c) -> c += a @ b for a fixed b (k, n), C- or F-contiguous, and C-contiguous a (m, k) and
+    c (m, n): gemm with beta = 1 writing into c (float32/64; other dtypes: matmul and add)."""
+    gemm = blas.sgemm if b.dtype == np.float32 else blas.dgemm if b.dtype == np.float64 else None
+    if gemm is None:
+        def acc(a, c):
+            c += a @ b
+        return acc
+    # BLAS is column-major: c.T = b.T @ a.T, and c.T of a C-contiguous c is Fortran-ordered, so gemm writes into
+    # c itself; b.T is passed as it is when Fortran-ordered, else b with the transpose flag
     bf, tb = (b.T, 0) if b.flags.c_contiguous else (b, 1)
-    af, ta = (a.T, 0) if a.flags.c_contiguous else (a, 1)
-    gemm(1.0, bf, af, 1.0, c.T, trans_a=tb, trans_b=ta, overwrite_c=1)
+
+    def acc(a, c):
+        if len(c):                                               # (BLAS refuses a step with no active rows)
+            gemm(1.0, bf, a.T, 1.0, c.T, tb, 0, 1)               # alpha, A, B, beta, C, trans_a, trans_b, overwrite_c
+    return acc
 
 
 def _scaled(kernel: Kernel, w: Weights, dtype) -> tuple[np.ndarray, ...]:
@@ -225,9 +241,9 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
     b_gx = b_ih if kernel.separate_gh or b_ih is None else b_ih + b_hh
 
     X_rows = sch.flat(X)                                         # (N, I): T*B rows, or the packed ones
-    A = X_rows @ W_ih.T                                          # GX, then the activated gates: (N, GH)
+    A = np.matmul(X_rows, W_ih.T)                                # GX, then the activated gates: (N, GH)
     if b_gx is not None:
-        A += b_gx
+        np.add(A, b_gx, out=A)
     if not sch.packed:
         A = A.reshape(T, B, GH)
     new = np.zeros if sch.packed else np.empty                   # rows past a length stay 0 (outputs, gradients)
@@ -243,6 +259,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         Hraw = new((T, B, H), dtype=dt) if w.W_hr is not None else None
     steps = _forward_steps(sch, kernel, w, A, Hs, Cs, TC, GHs, Hraw, dt)
     W_hhT, W_hrT = W_hh.T, (w.W_hr.T if w.W_hr is not None else None)
+    add_h_W_hhT = gemm_acc_by(W_hhT)                             # (h, a): a += h @ W_hh.T
     h_out = sch.steps(Hs[1:])
 
     for t, s in enumerate(steps):
@@ -251,7 +268,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
             if b_hh is not None:
                 np.add(s.gh, b_hh, out=s.gh)
         else:
-            gemm_acc(s.h_prev, W_hhT, s.a)                       # a = gx + h_prev @ W_hh.T
+            add_h_W_hhT(s.h_prev, s.a)                           # a = gx + h_prev @ W_hh.T
         kernel.forward(s)
         if W_hrT is not None:
             np.matmul(s.h, W_hrT, out=h_out[t])                  # LSTM projection: h = W_hr (o * tanh(c))
@@ -278,8 +295,7 @@ def _forward_steps(sch: _Schedule, kernel: Kernel, w: Weights, A, Hs, Cs, TC, GH
     tc_t = kept_or_scratch(TC, H, kernel.has_cell)
     cp_t, c_t = (sch.steps(Cs[:-1]), sch.steps(Cs[1:])) if Cs is not None else ([None] * sch.T,) * 2
     tmp_t = sch.rows(np.empty((B, H), dtype=dt))
-    return [Step(a=a_t[t], gh=gh_t[t], h_prev=hp_t[t], h=h_t[t], c_prev=cp_t[t], c=c_t[t], tc=tc_t[t],
-                 tmp=tmp_t[t]) for t in range(sch.T)]
+    return [Step(*views) for views in zip(a_t, gh_t, hp_t, h_t, cp_t, c_t, tc_t, tmp_t)]   # Step's field order
 
 
 def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh_n: np.ndarray | None,
@@ -305,6 +321,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     n = max(1, min(T, CHUNK_BYTES // max(1, B * GH * dt.itemsize)))
     K = np.empty((n, B, kernel.coef_width * H), dtype=dt)
     scratch = np.empty((n, B, H), dtype=dt)
+    add_dgh_W_hh = gemm_acc_by(w.W_hh)                           # (dgh, dh): dh += dgh @ W_hh
 
     for t0, t1 in sch.blocks(n):
         kernel.coefficients(_coefficient_block(sch, tape, A, K, scratch, t0, t1))
@@ -320,7 +337,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
                 g_cell = np.matmul(g, w.W_hr, out=dh_raw_t[t])   # back through h = W_hr h_raw
             kernel.backward(s, g_cell, dc_t[t])
             if kernel.direct_dh:                                 # g holds the kernel's direct part (GRU: dh * z)
-                gemm_acc(s.gh, w.W_hh, g)
+                add_dgh_W_hh(s.gh, g)
             else:
                 np.matmul(s.gh, w.W_hh, out=g)                   # dh_{t-1} = dgh @ W_hh
 
@@ -328,20 +345,20 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     kernel.finish_backward(dGX, dGH)
     db_ih = dGX.sum(axis=0) if w.b_ih is not None else None
     grads = Grads(
-        W_ih=dGX.T @ tape.X.reshape(-1, tape.X.shape[-1]),
-        W_hh=dGH.T @ sch.flat(tape.Hs[:-1]),
+        W_ih=np.matmul(dGX.T, tape.X.reshape(-1, tape.X.shape[-1])),
+        W_hh=np.matmul(dGH.T, sch.flat(tape.Hs[:-1])),
         b_ih=db_ih,
         b_hh=(dGH.sum(axis=0) if kernel.separate_gh else db_ih.copy()) if w.b_hh is not None else None,
-        W_hr=(dHs.reshape(T * B, P).T @ tape.Hraw.reshape(T * B, H)) if dHs is not None else None,
+        W_hr=np.matmul(dHs.reshape(T * B, P).T, tape.Hraw.reshape(T * B, H)) if dHs is not None else None,
     )
-    return sch.unflat(dGX @ w.W_ih), dh, dc, grads
+    return sch.unflat(np.matmul(dGX, w.W_ih)), dh, dc, grads
 
 
 def _backward_steps(sch: _Schedule, kernel: Kernel, A: np.ndarray, dGH: np.ndarray, dt) -> list[Step]:
     """Every step's views for backward (``k``, the block's coefficients, is set as each block comes)."""
     a_t, gh_t = sch.steps(A), sch.steps(dGH)
     tmp_t = sch.rows(np.empty((sch.B, A.shape[-1] // kernel.gates), dtype=dt))
-    return [Step(a=a_t[t], gh=gh_t[t], tmp=tmp_t[t]) for t in range(sch.T)]
+    return [Step(a, gh, tmp=tmp) for a, gh, tmp in zip(a_t, gh_t, tmp_t)]
 
 
 def _coefficient_block(sch: _Schedule, tape: Tape, A: np.ndarray, K: np.ndarray, scratch: np.ndarray,
