@@ -3,6 +3,8 @@
     python benchmarks/bench_recurrent.py                    # the full table (several minutes)
     python benchmarks/bench_recurrent.py --quick            # smoke run: tiny sizes, one repeat
     python benchmarks/bench_recurrent.py --cases lstm --repeats 5 --json /tmp/lstm.json
+    python benchmarks/bench_recurrent.py --baseline ../base  # A/B against another checkout, in the same run
+    python benchmarks/bench_recurrent.py --threads 1 --clock cpu ...   # A/B on a loaded machine (CPU time)
 
 What is measured, per case:
   train  one training step: zero the grads, forward over the whole sequence, backward with the gradients of

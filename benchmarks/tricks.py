@@ -20,6 +20,7 @@ pays). The plain alternatives are written here, not in the package, and swapped 
   chunked_coef  backward's coefficients computed for a cache-sized block of steps at a time (CHUNK_BYTES), against
                 all T steps at once
   step_views    per-step views made once before the loops, against views made inside the loop at each step
+  none          the control: "off" is the same code as "on", so its on/off shows the measurement's own spread
 """
 from __future__ import annotations
 
@@ -36,24 +37,25 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import bench_recurrent as br  # noqa: E402
 
-TRICKS = ("gemm_acc", "tanh_gates", "prescale", "expit", "chunked_coef", "step_views")
+TRICKS = ("gemm_acc", "tanh_gates", "prescale", "expit", "chunked_coef", "step_views", "none")
 KINDS = ("RNN", "LSTM", "GRU")
 
 
 # ------------------------------------------------------------------------------------------------------------
 # the plain alternatives (trick off), installed by patching minirnn's modules in the worker
 # ------------------------------------------------------------------------------------------------------------
-def _plain_gemm_acc():
+def _plain_gemm_acc_by(b):
+    """c += a @ b as np.matmul into a scratch block and np.add (the scratch made once per shape, as the engine's)."""
     import numpy as np
     scratch = {}
 
-    def gemm_acc(a, b, c):
+    def acc(a, c):
         tmp = scratch.get(c.shape)
         if tmp is None:
             tmp = scratch[c.shape] = np.empty(c.shape, c.dtype)
         np.matmul(a, b, out=tmp)
         np.add(c, tmp, out=c)
-    return gemm_acc
+    return acc
 
 
 class _ExpActivation:
@@ -159,7 +161,7 @@ def install(trick: str, on: bool) -> None:
     if on:
         return
     if trick == "gemm_acc":
-        engine.gemm_acc = _plain_gemm_acc()
+        engine.gemm_acc_by = _plain_gemm_acc_by
     elif trick == "tanh_gates":
         _install_activation(_ExpActivation)
     elif trick == "prescale":
@@ -174,7 +176,7 @@ def install(trick: str, on: bool) -> None:
         def steps(self, a):
             return original(self, a) if a is None else _LazySteps(self, a)
         engine._Schedule.steps = steps
-    else:
+    elif trick != "none":
         raise ValueError(f"trick: expected one of {', '.join(TRICKS)}, got {trick!r}")
 
 
@@ -217,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default=",".join(br.SIZES), help=f"comma-separated subset of {','.join(br.SIZES)}")
     ap.add_argument("--rounds", type=int, default=5, help="alternated (on, off) rounds per worker (default 5)")
     ap.add_argument("--iters", type=int, default=5, help="timed iterations per round, at most (default 5)")
+    ap.add_argument("--threads", type=int, default=br.THREADS, help=f"BLAS threads (default {br.THREADS})")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default=br.CLOCK,
+                    help="wall (default) or cpu: the worker's CPU time, for a loaded machine with --threads 1")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "tricks.json"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
@@ -231,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = [g for g in got if g not in allowed]
         if bad or not got:
             ap.error(f"{name}: expected a comma-separated subset of {','.join(allowed)}, got {','.join(got)!r}")
-    if args.rounds < 1 or args.iters < 1:
-        ap.error(f"--rounds and --iters: expected at least 1, got {args.rounds} and {args.iters}")
+    if args.rounds < 1 or args.iters < 1 or args.threads < 1:
+        ap.error(f"--rounds, --iters, --threads: expected at least 1, got {args.rounds}, {args.iters}, "
+                 f"{args.threads}")
     cases = [c for c in br.build_cases(False) if c["layers"] == 1 and c["kind"] in kinds
              and c["name"].split("-")[1] in sizes]
     results = []
@@ -241,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", trick, "--case", json.dumps(case),
                    "--rounds", str(args.rounds), "--iters", str(args.iters)]
-            proc = subprocess.run(cmd, env=br.worker_env(ROOT), capture_output=True, text=True)
+            proc = subprocess.run(cmd, env=br.worker_env(ROOT, args.threads, args.clock), capture_output=True,
+                                  text=True)
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return 1
@@ -255,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"command": " ".join(["python", "benchmarks/tricks.py"] + (argv if argv is not None else sys.argv[1:])),
-                   "rounds": args.rounds, "iters": args.iters, "blas": blas, "load_avg": os.getloadavg(),
+                   "rounds": args.rounds, "iters": args.iters, "threads": args.threads, "clock": args.clock,
+                   "blas": blas, "load_avg": os.getloadavg(),
                    "results": results}, f, indent=1)
     print(f"wrote {args.json}")
     return 0
