@@ -261,8 +261,8 @@ def gemm_floor(case: dict, inp: dict):
     per layer and direction, with the shapes, layouts and ``out=`` buffers the engine uses (float32):
 
         forward    GX = X @ W_ih.T                 (N, I) x (I, GH)       N = sum of the active rows per step
-                   T x  gh = h_prev @ W_hh.T       (b_t, H) x (H, GH)
-        backward   T x  dh_prev = dgh @ W_hh       (b_t, GH) x (GH, H)
+                   T x  gh = h_prev @ W_hh.T       (b_t, H) x (H, GH)     (RNN, LSTM: gemm adding into GX[t])
+        backward   T x  dh_prev = dgh @ W_hh       (b_t, GH) x (GH, H)    (GRU: gemm adding into dh)
                    dX = dGX @ W_ih ; dW_ih = dGX.T @ X ; dW_hh = dGH.T @ H_prev
 
     Nothing else: no bias, no pointwise work, no Python beyond the loop. minirnn's time over this is what its
@@ -291,18 +291,28 @@ def gemm_floor(case: dict, inp: dict):
             dh_t = [dh[:b] for b in active]
             runs.append((W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t))
 
+    from scipy.linalg import blas
+    gemm = blas.sgemm
+    gated_gh = case["kind"] in ("GRU", "classifier")       # the GRU keeps gh apart: a plain matmul forward
+
     def infer():
         for W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t in runs:
             np.matmul(X, W_ih.T, out=A)
             W_hhT = W_hh.T
             for a, h in zip(a_t, h_t):
-                np.matmul(h, W_hhT, out=a)
+                if gated_gh:
+                    np.matmul(h, W_hhT, out=a)
+                else:                                      # the engine's a += h @ W_hh.T (gemm, beta = 1)
+                    gemm(1.0, W_hhT, h.T, 1.0, a.T, 1, 0, 1)
 
     def train():
         infer()
         for W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t in runs:
             for a, dh in zip(reversed(a_t), reversed(dh_t)):
-                np.matmul(a, W_hh, out=dh)
+                if gated_gh:                               # the engine's dh += dgh @ W_hh (gemm, beta = 1)
+                    gemm(1.0, W_hh.T, a.T, 1.0, dh.T, 0, 0, 1)
+                else:
+                    np.matmul(a, W_hh, out=dh)
             np.matmul(A, W_ih, out=dX)
             A.T @ X
             A.T @ Hs

@@ -36,7 +36,7 @@ def profile(kind: str, size: str, iters: int) -> dict:
     train, _ = br.minirnn_side(case, br.make_inputs(case))
     total = br.timed(train, iters, budget=3.0)
     lines: dict[tuple, list] = {}
-    perf = time.perf_counter
+    perf = time.process_time if br.CLOCK == "cpu" else time.perf_counter
 
     class Timed:
         def __init__(self, module):
@@ -92,19 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", default="LSTM", choices=["RNN", "LSTM", "GRU"], help="cell kind (default LSTM)")
     ap.add_argument("--size", default="small", choices=list(br.SIZES), help="bench_recurrent's size (default small)")
     ap.add_argument("--iters", type=int, default=5, help="profiled training steps (default 5)")
+    ap.add_argument("--threads", type=int, default=br.THREADS, help=f"BLAS threads (default {br.THREADS})")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default=br.CLOCK,
+                    help="wall (default) or cpu: CPU time, for a loaded machine with --threads 1")
     ap.add_argument("--json", default=None, help="also write the profile here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.iters < 1:
-        ap.error(f"--iters: expected at least 1, got {args.iters}")
+    if args.iters < 1 or args.threads < 1:
+        ap.error(f"--iters, --threads: expected at least 1, got {args.iters}, {args.threads}")
     if not args.worker:                                  # run in a worker with the benchmark's environment
         import subprocess
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--kind", args.kind, "--size", args.size,
                "--iters", str(args.iters)] + (["--json", args.json] if args.json else [])
-        return subprocess.run(cmd, env=br.worker_env(ROOT)).returncode
+        return subprocess.run(cmd, env=br.worker_env(ROOT, args.threads, args.clock)).returncode
     p = profile(args.kind, args.size, args.iters)
     print(f"{p['kind']} {p['size']} (T={p['T']}, B={p['B']}, I={p['I']}, H={p['H']}) training step: "
-          f"{p['total_us_per_step']:.1f} us per time step; BLAS: {p['blas']}; "
+          f"{p['total_us_per_step']:.1f} us per time step ({br.CLOCK} clock); BLAS: {p['blas']}; "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"  GEMM calls {p['gemm_us_per_step']:.1f} us, pointwise calls {p['pointwise_us_per_step']:.1f} us, "
           f"the rest (Python, views, the layer around the engine) {p['rest_us_per_step']:.1f} us")
