@@ -71,7 +71,7 @@ def test_workers_run_native_blas(monkeypatch):
 def test_quick_measures_both_sides(quick_report):
     _, report = quick_report
     sides = ["minirnn", "torch"] if _has_torch() else ["minirnn"]
-    assert report["sides"] == sides
+    assert report["sides"] == sides + ["floor"]
     for case in report["cases"]:
         for side in sides:
             m = case[side]
