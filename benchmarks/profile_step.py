@@ -15,7 +15,6 @@ import argparse
 import json
 import linecache
 import os
-import statistics
 import sys
 import time
 
@@ -28,7 +27,6 @@ GEMM_NAMES = {"matmul", "sgemm", "dgemm", "dot"}
 
 
 def profile(kind: str, size: str, iters: int) -> dict:
-    import numpy as np
     from minirnn import engine, functional, kernels
 
     T, B, I, H = br.SIZES[size]

@@ -30,7 +30,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -261,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
           f"rounds); BLAS: {blas}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"command": " ".join(["python", "benchmarks/tricks.py"] + (argv if argv is not None else sys.argv[1:])),
+        command = " ".join(["python", "benchmarks/tricks.py"] + (argv if argv is not None else sys.argv[1:]))
+        json.dump({"command": command,
                    "rounds": args.rounds, "iters": args.iters, "threads": args.threads, "clock": args.clock,
                    "blas": blas, "load_avg": os.getloadavg(),
                    "results": results}, f, indent=1)

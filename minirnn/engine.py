@@ -115,8 +115,8 @@ class Step:
 
     def __init__(self, a=None, gh=None, h_prev=None, h=None, c_prev=None, c=None, tc=None, tmp=None) -> None:
         # written out (not a loop over __slots__): one is made per time step, and at tiny sizes that shows
-        self.a, self.gh, self.h_prev, self.h, self.c_prev, self.c, self.tc, self.tmp = a, gh, h_prev, h, c_prev, c, tc, tmp
-        self.k = None
+        self.a, self.gh, self.h_prev, self.h = a, gh, h_prev, h
+        self.c_prev, self.c, self.tc, self.tmp, self.k = c_prev, c, tc, tmp, None
 
 
 class _Schedule:
