@@ -262,7 +262,7 @@ def gemm_floor(case: dict, inp: dict):
 
         forward    GX = X @ W_ih.T                 (N, I) x (I, GH)       N = sum of the active rows per step
                    T x  gh = h_prev @ W_hh.T       (b_t, H) x (H, GH)     (RNN, LSTM: gemm adding into GX[t])
-        backward   T x  dh_prev = dgh @ W_hh       (b_t, GH) x (GH, H)    (GRU: gemm adding into dh)
+        backward   T x  dh_prev = dgh @ W_hh       (b_t, GH) x (GH, H)
                    dX = dGX @ W_ih ; dW_ih = dGX.T @ X ; dW_hh = dGH.T @ H_prev
 
     Nothing else: no bias, no pointwise work, no Python beyond the loop. minirnn's time over this is what its
@@ -309,10 +309,7 @@ def gemm_floor(case: dict, inp: dict):
         infer()
         for W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t in runs:
             for a, dh in zip(reversed(a_t), reversed(dh_t)):
-                if gated_gh:                               # the engine's dh += dgh @ W_hh (gemm, beta = 1)
-                    gemm(1.0, W_hh.T, a.T, 1.0, dh.T, 0, 0, 1)
-                else:
-                    np.matmul(a, W_hh, out=dh)
+                np.matmul(a, W_hh, out=dh)
             np.matmul(A, W_ih, out=dX)
             A.T @ X
             A.T @ Hs

@@ -10,7 +10,7 @@ round the median of a few iterations; the table shows the median over rounds of 
 pays). The plain alternatives are written here, not in the package, and swapped in by patching:
 
   gemm_acc      a = gx + h @ W_hh.T as one BLAS gemm with beta = 1 (scipy.linalg.blas), against np.matmul into a
-                scratch block and np.add (backward: the GRU's dh_prev = dh * z + dgh @ W_hh likewise)
+                scratch block and np.add (the GRU keeps gh apart, so its forward does not use it)
   tanh_gates    the gate block activated by one np.tanh, sigmoid = 0.5 + 0.5 tanh(x / 2), the 1/2 folded into the
                 weights; against one np.exp with the -1 / -2 factors folded in (the single-exp activation:
                 1 / (1 + exp(-x)) and 2 / (1 + exp(-2x)) - 1)

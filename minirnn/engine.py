@@ -28,7 +28,7 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 
 The machine under the pseudo-code (what each part buys is measured in benchmarks/README.md): buffers are allocated
 before the loops, which only write into them (``out=``); the per-step views are made before the loop too (a
-``Step`` per time step); ``a_t = GX[t] + h @ W_hh.T`` is one BLAS call that adds into GX[t] (``gemm_acc``); the
+``Step`` per time step); ``a_t = GX[t] + h @ W_hh.T`` is one BLAS call that adds into GX[t] (``gemm_acc_by``); the
 kernels fold their sigmoids' 1/2 into the weights (``Kernel.input_scale``); backward computes the gradient-
 independent factors of each step's Jacobian for a block of steps at once (``kernel.coefficients``), in place of
 the activations on the tape (a tape is back-propagated once).
@@ -321,7 +321,6 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     n = max(1, min(T, CHUNK_BYTES // max(1, B * GH * dt.itemsize)))
     K = np.empty((n, B, kernel.coef_width * H), dtype=dt)
     scratch = np.empty((n, B, H), dtype=dt)
-    add_dgh_W_hh = gemm_acc_by(w.W_hh)                           # (dgh, dh): dh += dgh @ W_hh
 
     for t0, t1 in sch.blocks(n):
         kernel.coefficients(_coefficient_block(sch, tape, A, K, scratch, t0, t1))
@@ -337,7 +336,8 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
                 g_cell = np.matmul(g, w.W_hr, out=dh_raw_t[t])   # back through h = W_hr h_raw
             kernel.backward(s, g_cell, dc_t[t])
             if kernel.direct_dh:                                 # g holds the kernel's direct part (GRU: dh * z)
-                add_dgh_W_hh(s.gh, g)
+                np.matmul(s.gh, w.W_hh, out=s.tmp)
+                np.add(g, s.tmp, out=g)
             else:
                 np.matmul(s.gh, w.W_hh, out=g)                   # dh_{t-1} = dgh @ W_hh
 
