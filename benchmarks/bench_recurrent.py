@@ -261,7 +261,7 @@ def gemm_floor(case: dict, inp: dict):
     per layer and direction, with the shapes, layouts and ``out=`` buffers the engine uses (float32):
 
         forward    GX = X @ W_ih.T                 (N, I) x (I, GH)       N = sum of the active rows per step
-                   T x  gh = h_prev @ W_hh.T       (b_t, H) x (H, GH)     (RNN, LSTM: gemm adding into GX[t])
+                   T x  gh = h_prev @ W_hh.T       (b_t, H) x (H, GH)
         backward   T x  dh_prev = dgh @ W_hh       (b_t, GH) x (GH, H)
                    dX = dGX @ W_ih ; dW_ih = dGX.T @ X ; dW_hh = dGH.T @ H_prev
 
@@ -291,19 +291,12 @@ def gemm_floor(case: dict, inp: dict):
             dh_t = [dh[:b] for b in active]
             runs.append((W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t))
 
-    from scipy.linalg import blas
-    gemm = blas.sgemm
-    gated_gh = case["kind"] in ("GRU", "classifier")       # the GRU keeps gh apart: a plain matmul forward
-
     def infer():
         for W_ih, W_hh, X, A, Hs, dX, a_t, h_t, dh_t in runs:
             np.matmul(X, W_ih.T, out=A)
             W_hhT = W_hh.T
             for a, h in zip(a_t, h_t):
-                if gated_gh:
-                    np.matmul(h, W_hhT, out=a)
-                else:                                      # the engine's a += h @ W_hh.T (gemm, beta = 1)
-                    gemm(1.0, W_hhT, h.T, 1.0, a.T, 1, 0, 1)
+                np.matmul(h, W_hhT, out=a)
 
     def train():
         infer()

@@ -60,7 +60,7 @@ def profile(kind: str, size: str, iters: int) -> dict:
                 return r
             return timed
 
-    saved = [(m, "np", m.np) for m in (engine, functional, kernels)] + [(engine, "blas", engine.blas)]
+    saved = [(m, "np", m.np) for m in (engine, functional, kernels)]
     try:
         for m, attr, mod in saved:
             setattr(m, attr, Timed(mod))

@@ -1,7 +1,7 @@
 """What each of the engine's speed tricks buys on this machine: the trick on against the plain alternative, per case.
 
     python benchmarks/tricks.py                           # every trick, RNN/LSTM/GRU at tiny, small, medium, large
-    python benchmarks/tricks.py --tricks gemm_acc --sizes small --rounds 7 --json /tmp/tricks.json
+    python benchmarks/tricks.py --tricks tanh_gates --sizes small --rounds 7 --json /tmp/tricks.json
 
 Each (trick, case) runs in a fresh worker process (native BLAS, 2 threads, as bench_recurrent.py) that builds the
 benchmark's layer (float32, one layer, bench_recurrent's sizes and inputs) and times its training step and its
@@ -9,8 +9,6 @@ inference forward with the trick on and off, alternated (on, off, on, off, ...) 
 round the median of a few iterations; the table shows the median over rounds of on / off (below 1: the trick
 pays). The plain alternatives are written here, not in the package, and swapped in by patching:
 
-  gemm_acc      a = gx + h @ W_hh.T as one BLAS gemm with beta = 1 (scipy.linalg.blas), against np.matmul into a
-                scratch block and np.add (the GRU keeps gh apart, so its forward does not use it)
   tanh_gates    the gate block activated by one np.tanh, sigmoid = 0.5 + 0.5 tanh(x / 2), the 1/2 folded into the
                 weights; against one np.exp with the -1 / -2 factors folded in (the single-exp activation:
                 1 / (1 + exp(-x)) and 2 / (1 + exp(-2x)) - 1)
@@ -36,27 +34,13 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import bench_recurrent as br  # noqa: E402
 
-TRICKS = ("gemm_acc", "tanh_gates", "prescale", "expit", "chunked_coef", "step_views", "none")
+TRICKS = ("tanh_gates", "prescale", "expit", "chunked_coef", "step_views", "none")
 KINDS = ("RNN", "LSTM", "GRU")
 
 
 # ------------------------------------------------------------------------------------------------------------
 # the plain alternatives (trick off), installed by patching minirnn's modules in the worker
 # ------------------------------------------------------------------------------------------------------------
-def _plain_gemm_acc_by(b):
-    """c += a @ b as np.matmul into a scratch block and np.add (the scratch made once per shape, as the engine's)."""
-    import numpy as np
-    scratch = {}
-
-    def acc(a, c):
-        tmp = scratch.get(c.shape)
-        if tmp is None:
-            tmp = scratch[c.shape] = np.empty(c.shape, c.dtype)
-        np.matmul(a, b, out=tmp)
-        np.add(c, tmp, out=c)
-    return acc
-
-
 class _ExpActivation:
     """The single-exp activation: sigmoid = 1 / (1 + exp(-x)), tanh = 2 / (1 + exp(-2x)) - 1, with the -1 / -2
     folded into the weights (``input_scale``); four calls over the block."""
@@ -159,9 +143,7 @@ def install(trick: str, on: bool) -> None:
     importlib.reload(minirnn)
     if on:
         return
-    if trick == "gemm_acc":
-        engine.gemm_acc_by = _plain_gemm_acc_by
-    elif trick == "tanh_gates":
+    if trick == "tanh_gates":
         _install_activation(_ExpActivation)
     elif trick == "prescale":
         _install_activation(_UnscaledTanh)

@@ -28,7 +28,7 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 
 The machine under the pseudo-code (what each part buys is measured in benchmarks/README.md): buffers are allocated
 before the loops, which only write into them (``out=``); the per-step views are made before the loop too (a
-``Step`` per time step); ``a_t = GX[t] + h @ W_hh.T`` is one BLAS call that adds into GX[t] (``gemm_acc_by``); the
+``Step`` per time step); the
 kernels fold their sigmoids' 1/2 into the weights (``Kernel.input_scale``); backward computes the gradient-
 independent factors of each step's Jacobian for a block of steps at once (``kernel.coefficients``), in place of
 the activations on the tape (a tape is back-propagated once).
@@ -40,7 +40,6 @@ from itertools import accumulate
 from types import SimpleNamespace
 
 import numpy as np
-from scipy.linalg import blas
 
 from .kernels import Kernel
 
@@ -186,33 +185,6 @@ class _Schedule:
         return S[lengths, np.arange(self.B)]
 
 
-def gemm_acc(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
-    """c += a @ b in one BLAS call (gemm with beta = 1) instead of a matmul into scratch and an add.
-    c (m, n) C-contiguous (a step's row block); a (m, k) and b (k, n) C- or F-contiguous (e.g. W.T views)."""
-    if a.flags.c_contiguous:
-        gemm_acc_by(b)(a, c)
-    else:
-        c += a @ b
-
-
-def gemm_acc_by(b: np.ndarray):
-    """The function (a, c) -> c += a @ b for a fixed b (k, n), C- or F-contiguous, and C-contiguous a (m, k) and
-    c (m, n): gemm with beta = 1 writing into c (float32/64; other dtypes: matmul and add)."""
-    gemm = blas.sgemm if b.dtype == np.float32 else blas.dgemm if b.dtype == np.float64 else None
-    if gemm is None:
-        def acc(a, c):
-            c += a @ b
-        return acc
-    # BLAS is column-major: c.T = b.T @ a.T, and c.T of a C-contiguous c is Fortran-ordered, so gemm writes into
-    # c itself; b.T is passed as it is when Fortran-ordered, else b with the transpose flag
-    bf, tb = (b.T, 0) if b.flags.c_contiguous else (b, 1)
-
-    def acc(a, c):
-        if len(c):                                               # (BLAS refuses a step with no active rows)
-            gemm(1.0, bf, a.T, 1.0, c.T, tb, 0, 1)               # alpha, A, B, beta, C, trans_a, trans_b, overwrite_c
-    return acc
-
-
 def _scaled(kernel: Kernel, w: Weights, dtype) -> tuple[np.ndarray, ...]:
     """W_ih, W_hh, b_ih, b_hh with the kernel's per-gate factor folded into their rows (exact: powers of two)."""
     scale = kernel.input_scale(w.W_hh.shape[0] // kernel.gates, dtype)
@@ -259,16 +231,14 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         Hraw = new((T, B, H), dtype=dt) if w.W_hr is not None else None
     steps = _forward_steps(sch, kernel, w, A, Hs, Cs, TC, GHs, Hraw, dt)
     W_hhT, W_hrT = W_hh.T, (w.W_hr.T if w.W_hr is not None else None)
-    add_h_W_hhT = gemm_acc_by(W_hhT)                             # (h, a): a += h @ W_hh.T
     h_out = sch.steps(Hs[1:])
 
     for t, s in enumerate(steps):
-        if kernel.separate_gh:                                   # gh = h_prev @ W_hh.T + b_hh, kept apart
-            np.matmul(s.h_prev, W_hhT, out=s.gh)
-            if b_hh is not None:
-                np.add(s.gh, b_hh, out=s.gh)
-        else:
-            add_h_W_hhT(s.h_prev, s.a)                           # a = gx + h_prev @ W_hh.T
+        np.matmul(s.h_prev, W_hhT, out=s.gh)                     # the only sequential product
+        if not kernel.separate_gh:
+            np.add(s.a, s.gh, out=s.a)                           # a = gx + gh
+        elif b_hh is not None:
+            np.add(s.gh, b_hh, out=s.gh)                         # gh = h_prev @ W_hh.T + b_hh, kept apart
         kernel.forward(s)
         if W_hrT is not None:
             np.matmul(s.h, W_hrT, out=h_out[t])                  # LSTM projection: h = W_hr (o * tanh(c))
@@ -291,7 +261,7 @@ def _forward_steps(sch: _Schedule, kernel: Kernel, w: Weights, A, Hs, Cs, TC, GH
 
     a_t, hp_t = sch.steps(A), sch.steps(Hs[:-1])
     h_t = kept_or_scratch(Hraw, H, w.W_hr is not None) if w.W_hr is not None else sch.steps(Hs[1:])
-    gh_t = kept_or_scratch(GHs, GH, kernel.separate_gh)
+    gh_t = kept_or_scratch(GHs, GH, True)                        # kept only by separate_gh kernels
     tc_t = kept_or_scratch(TC, H, kernel.has_cell)
     cp_t, c_t = (sch.steps(Cs[:-1]), sch.steps(Cs[1:])) if Cs is not None else ([None] * sch.T,) * 2
     tmp_t = sch.rows(np.empty((B, H), dtype=dt))

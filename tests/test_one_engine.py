@@ -108,24 +108,3 @@ def test_lengths_keep_packed_tapes_and_equal_one_sequence_at_a_time(name, make_c
     for g, s_ in zip(grads, summed):
         np.testing.assert_allclose(g, s_, rtol=1e-10, atol=1e-12)
 
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m, k, n", [(1, 4, 8), (3, 5, 12), (7, 1, 3), (2, 6, 1)])
-def test_gemm_acc_adds_the_product_in_place(dtype, m, k, n):
-    """engine.gemm_acc(a, b, c) is c += a @ b written into c itself (BLAS with beta = 1), for the layouts the
-    engine passes: a step's row block of a larger array as c, a C-contiguous a, b a transposed (F-ordered) weight
-    view or a C-contiguous weight; and a step with no active rows is a no-op."""
-    rng = np.random.default_rng(m * 100 + k * 10 + n)
-    big = rng.standard_normal((3, m + 2, n)).astype(dtype)
-    c = big[1, :m]                                          # a prefix row block: C-contiguous, inside big
-    a = rng.standard_normal((m, k)).astype(dtype)
-    W = rng.standard_normal((n, k)).astype(dtype)
-    for b in (W.T, np.ascontiguousarray(W.T)):
-        before, whole = c.copy(), big.copy()
-        engine.gemm_acc(a, b, c)
-        tol = 1e-5 if dtype == np.float32 else 1e-13
-        np.testing.assert_allclose(c, before + a @ b, rtol=tol, atol=tol)
-        whole[1, :m] = c
-        np.testing.assert_array_equal(big, whole)           # nothing outside c changed
-    empty = big[1, :0]
-    engine.gemm_acc(a[:0], W.T, empty)
