@@ -51,10 +51,6 @@ class Kernel:
     direct_dh: bool = False
     coef_width: int = 0            # extra coefficient columns per step, in units of H
 
-    def __reduce__(self):
-        # one kernel object per kind in every process (direction_process pickles kernels): unpickled by name
-        return by_name, (self.name,)
-
     def input_scale(self, H: int, dtype) -> np.ndarray | None:
         """(GH,) factor the engine folds into the weight rows (and so into gx and gh); None: none."""
         return None
