@@ -1,4 +1,6 @@
-"""examples/binary_addition.py against the seed's NumPy program (seed 004, part 4), each a whole process.
+"""examples/binary_addition.py against the NumPy tutorial program it follows, each a whole process.
+
+The tutorial trains a sigmoid SRN with hand-written BPTT by 10,000 single-example SGD steps.
 
     python benchmarks/binary_addition_vs_seed.py               # 10 rounds: seeds 0..9 of the example
     python benchmarks/binary_addition_vs_seed.py --rounds 3 --seed-steps 7000
