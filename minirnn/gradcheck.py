@@ -56,6 +56,7 @@ def gradcheck(fn: Module | Callable[..., Any], inputs: Sequence[Any], *, kwargs:
               None and integer arrays (indices, targets) are passed through
     kwargs    keyword arguments for every forward call (e.g. ``lengths=``)
     backward  for plain functions: called like a module's backward with the upstream gradients
+    check_params  also check every parameter's ``.grad`` (frozen ones, ``requires_grad`` False, are skipped)
 
     Outputs may be an array, a float (a loss: backward is then called with no argument), or a (nested) tuple of
     arrays, whose top-level items are passed to backward as separate arguments (``rnn.backward(dout, dh_n)``).
@@ -103,8 +104,13 @@ def gradcheck(fn: Module | Callable[..., Any], inputs: Sequence[Any], *, kwargs:
         grads = bwd(*upstream)
     else:
         grads = bwd(upstream)
-    if len(inputs) == 1 or not isinstance(grads, (tuple, list)):
-        grads = (grads,) + (None,) * (len(inputs) - 1)
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    elif len(inputs) == 1:
+        # one input: a tuple is its gradient when the input is a tuple too, else the gradients of the forward's
+        # positional arguments, the first for it (a layer called with x alone returns (dx, dh0))
+        grads = (grads,) if isinstance(inputs[0], (tuple, list)) else tuple(grads[:1])
+    grads = tuple(grads) + (None,) * (len(inputs) - len(grads))
 
     targets: list[tuple[str, np.ndarray, np.ndarray]] = []
     for i, (inp, g) in enumerate(zip(inputs, grads)):
@@ -114,6 +120,8 @@ def gradcheck(fn: Module | Callable[..., Any], inputs: Sequence[Any], *, kwargs:
                 targets.append((f"inputs[{i}]{path}", leaf, np.asarray(g_leaves[path])))
     if module is not None and check_params:
         for name, p in module.named_parameters():
+            if not p.requires_grad:   # frozen: backward gives it no gradient (torch checks only what requires grad)
+                continue
             grad = p.grad if p.grad is not None else np.zeros_like(p.data)
             targets.append((name, p.data, grad))
 

@@ -244,3 +244,31 @@ def test_gradcheck_detects_a_small_error(where):
     assert mr.gradcheck(m, (x, hx)), "the unskewed layer passes"
     report = mr.gradcheck(Skewed(m, where), (x, hx))
     assert not report, f"a 0.1% error in {where} went unnoticed: {report}"
+
+
+def test_gradcheck_skips_frozen_parameters_and_still_checks_the_rest():
+    """A frozen parameter (requires_grad False) gets no .grad from backward, as in torch, whose gradcheck only
+    checks what requires grad: it must not read as a zero gradient that fails the check."""
+    rng = np.random.default_rng(24)
+    m = make_seq("gru", 2, 3, L=1, bi=True, rng=rng)
+    randomize(m, rng)
+    m.weight_hh_l0.requires_grad_(False)
+    x = rng.uniform(-2, 2, (3, 2, 2))
+    report = mr.gradcheck(m, (x,))
+    assert report, report
+    assert "weight_hh_l0" not in report.checked and "weight_hh_l0_reverse" in report.checked
+    assert report.checked[0] == "inputs[0]", "dx is checked when the layer is called with x alone"
+    assert not mr.gradcheck(Skewed(m, "weight_hh_l0_reverse"), (x,)), "the unfrozen ones are still checked"
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
+def test_gradcheck_of_a_layer_called_with_x_alone_checks_dx(kind):
+    """rnn.backward returns (dx, dh0) whatever the forward was given: with inputs (x,) its first item is dx, which
+    gradcheck must compare (it used to skip it, and pass)."""
+    rng = np.random.default_rng(25)
+    m = make_seq(kind, 2, 3, L=1, rng=rng)
+    randomize(m, rng)
+    x = rng.uniform(-2, 2, (3, 2, 2))
+    report = mr.gradcheck(m, (x,))
+    assert report and "inputs[0]" in report.checked, report
+    assert not mr.gradcheck(Skewed(m, "dx"), (x,)), "a 0.1% error in dx went unnoticed"
