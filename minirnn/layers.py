@@ -141,10 +141,15 @@ class Embedding(Module):
         return None
 
     @classmethod
-    def from_pretrained(cls, embeddings: np.ndarray, padding_idx: int | None = None) -> "Embedding":
+    def from_pretrained(cls, embeddings: np.ndarray, freeze: bool = True, padding_idx: int | None = None
+                        ) -> "Embedding":
+        """An Embedding holding a copy of ``embeddings`` (num_embeddings, embedding_dim), as torch's: frozen
+        (``weight.requires_grad`` False, never trained) unless ``freeze=False``; torch's argument order."""
         e = float_array("embeddings", embeddings, None, (2,), "(num_embeddings, embedding_dim)")
+        freeze = checks.flag("freeze", freeze)
         m = cls(e.shape[0], e.shape[1], padding_idx=padding_idx, dtype=e.dtype)
         m.weight.data = np.array(e, copy=True)
+        m.weight.requires_grad = not freeze
         return m
 
     def extra_repr(self) -> str:

@@ -323,6 +323,22 @@ def test_frozen_parameters_get_no_grad_and_optimizers_skip_them_as_torch():
     assert all(p.requires_grad for p in ours.parameters())
 
 
+def test_embedding_from_pretrained_is_frozen_by_default_as_torch():
+    torch = _torch()
+    w = np.random.default_rng(3).standard_normal((5, 3)).astype(np.float32)
+    for args, kwargs in (((), {}), ((False,), {}), ((), {"freeze": True}), ((False, 1), {}), ((), {"padding_idx": 2})):
+        ours = mr.Embedding.from_pretrained(w, *args, **kwargs)
+        theirs = torch.nn.Embedding.from_pretrained(torch.from_numpy(w), *args, **kwargs)
+        assert ours.weight.requires_grad == theirs.weight.requires_grad, (args, kwargs)
+        assert ours.padding_idx == theirs.padding_idx, (args, kwargs)
+        np.testing.assert_array_equal(ours.weight.data, theirs.weight.detach().numpy())
+        idx = np.array([[0, 1], [2, 4]])
+        ours.backward(np.ones_like(ours(idx)))
+        assert (ours.weight.grad is None) == (not theirs.weight.requires_grad), (args, kwargs)
+    with pytest.raises(TypeError, match="freeze"):
+        mr.Embedding.from_pretrained(w, "no")
+
+
 def test_requires_grad_takes_a_bool_as_torch():
     torch = _torch()
     p, tp = mr.Parameter(np.zeros(2)), torch.nn.Parameter(torch.zeros(2))
