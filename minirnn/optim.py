@@ -142,7 +142,8 @@ class Optimizer:
 
     # ---- the training-loop API -----------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Set every ``.grad`` to None (default, as torch) or fill it with zeros."""
+        """Set every ``.grad`` to None (default, as torch) or fill it with zeros; either way the gradient is
+        nobody's afterwards, as after ``Module.zero_grad`` (another thread may train the model next)."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -150,6 +151,7 @@ class Optimizer:
                         p.grad = None
                     else:
                         p.grad.fill(0)
+                    p._grad_thread = None
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient. Returns ``closure()`` if one is given."""

@@ -32,6 +32,15 @@ def _kernel_for(mode: str, nonlinearity: str) -> kernels.Kernel:
     return kernels.LSTM if mode == "LSTM" else kernels.GRU
 
 
+def _check_nonlinearity(m: Module) -> None:
+    """``nonlinearity`` set after construction: the layer would still run the kernel it was built with (torch's
+    RNN ignores the attribute too) while its repr and saved configuration say the new one (a checkpoint would
+    load as another network). Refused where it is used, as the other attributes that shaped the layer."""
+    if m.mode == "RNN" and m.nonlinearity != m.kernel.name:
+        raise ValueError(f"{type(m).__name__}: nonlinearity={m.nonlinearity!r} was set after construction (built "
+                         f"with {m.kernel.name!r}); build a new layer with the nonlinearity you want")
+
+
 def _accumulate(params: dict[str, Parameter | None], g: engine.Grads) -> None:
     for key, value in (("W_ih", g.W_ih), ("W_hh", g.W_hh), ("b_ih", g.b_ih), ("b_hh", g.b_hh), ("W_hr", g.W_hr)):
         p = params.get(key)
@@ -87,6 +96,7 @@ class _CellBase(Module):
         return s if batched else s[None]
 
     def _step(self, x: np.ndarray, h: Any, c: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        _check_nonlinearity(self)
         given = x
         x = float_array("input", x, self.dtype, (1, 2), "(B, input_size) or (input_size,)")
         batched = x.ndim == 2
@@ -401,6 +411,7 @@ class _RNNBase(Module):
     def _run(self, x: np.ndarray, h0: Any, c0: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # attributes a user may have set since construction, checked where they are used
         self._check_structure()
+        _check_nonlinearity(self)
         self.batch_first = checks.flag("batch_first", self.batch_first)
         training = checks.flag("training", self.training)
         dropout = check_dropout(self.dropout) if training else 0.0

@@ -126,6 +126,26 @@ def test_accumulating_into_or_resetting_another_running_threads_gradients_is_ref
     record("thread misuse refused", 2, refused)
 
 
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_an_optimizers_zero_grad_hands_the_model_over_as_module_zero_grad_does(set_to_none):
+    """The module docstring: a model may go to another thread once this one has run its backward and zero_grad();
+    the optimizer's zero_grad (the usual training-loop call) counts, with zeros kept (set_to_none=False) too."""
+    m = mr.Linear(3, 2, rng=0)
+    opt = mr.SGD(m.parameters(), lr=0.1)
+    x = np.ones((4, 3), np.float32)
+    m.backward(np.ones_like(m(x)))
+    opt.step()
+    opt.zero_grad(set_to_none=set_to_none)                 # this (running) thread is done with the model
+
+    def train():
+        m.backward(np.ones_like(m(x)))
+        return _grads(m)
+
+    box = _run_in_thread(train)
+    assert "error" not in box, box
+    assert set(box["value"]) == {"weight", "bias"}
+
+
 def test_a_deep_copy_with_gradients_can_be_trained_in_another_thread():
     """The documented way to train in parallel: each thread its own copy. A copy's gradients belong to no one."""
     m = mr.GRU(3, 4, rng=0)
@@ -415,6 +435,25 @@ def test_attributes_set_after_construction_are_checked_where_used():
     with pytest.raises(ValueError, match="p"):
         d(np.ones(3, np.float32))
     record("attributes set after construction: torch's result or a clear error", events + 2, ok + 2)
+
+
+def test_nonlinearity_set_after_construction_is_refused_not_run_as_the_old_one(tmp_path):
+    """The kernel is chosen at construction: a later ``rnn.nonlinearity = 'relu'`` ran tanh while repr and the
+    saved configuration said relu, so the checkpoint loaded as another network. A clear error instead."""
+    x = np.random.default_rng(8).standard_normal((5, 2, 3)).astype(np.float32)
+    for make, call in ((lambda: mr.RNN(3, 4, rng=0), lambda m: m(x)), (lambda: mr.RNNCell(3, 4, rng=0),
+                                                                     lambda m: m(x[0]))):
+        m = make()
+        call(m)
+        m.clear_cache()
+        for value in ("relu", "gelu"):
+            m.nonlinearity = value
+            with pytest.raises(ValueError, match="nonlinearity"):
+                call(m)
+            assert not m._cache
+        m.nonlinearity = "tanh"                             # back to what it was built with: runs again
+        call(m)
+    record("attributes set after construction: torch's result or a clear error", 4, 4)
 
 
 # ---- killed saves -----------------------------------------------------------------------------------------------------
