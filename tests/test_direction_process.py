@@ -9,6 +9,7 @@ BLAS thread count is restored.
 from __future__ import annotations
 
 import gc
+import threading
 
 import numpy as np
 import pytest
@@ -139,6 +140,34 @@ def test_remote_tapes_are_freed(two_processes):
     with mr.no_grad():
         m(x)
     assert _remote_tapes() == 0                       # inference keeps no tape
+
+
+def test_a_tape_collected_while_the_link_is_being_prepared_does_not_hang(two_processes):
+    """A RemoteTape that only a reference cycle holds goes in a garbage collection, which can start at any
+    allocation: also inside request()'s hold of the second process's state lock, in the same thread. Its finalizer
+    (forget) takes that lock too; it must not wait on its own thread."""
+    mr.set_direction_processes(2)
+    m = make_seq("gru", I, H, bi=True)
+    m(np.random.default_rng(0).standard_normal((T, B, I)))
+    assert _remote_tapes() == 1
+    proc = second_process._process
+    gc.disable()                                      # the collection happens below, inside the hold
+    try:
+        cycle = [m]
+        cycle.append(cycle)
+        del m, cycle
+
+        def collect_inside_the_hold():
+            with proc._state:
+                gc.collect()
+
+        t = threading.Thread(target=collect_inside_the_hold, daemon=True)
+        t.start()
+        t.join(20)
+        assert not t.is_alive(), "the collector's finalizer waited for the lock its own thread holds"
+    finally:
+        gc.enable()
+    assert _remote_tapes() == 0                       # the tape was forgotten, and freed with the next request
 
 
 def test_small_layers_stay_in_this_process(two_processes, monkeypatch):

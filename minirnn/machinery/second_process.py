@@ -44,7 +44,9 @@ class SecondProcess:
         self.link = Link(from_worker[0], to_worker[1])
         self.pid = os.getpid()                            # a fork of this process must not use this link
         self._exchange = threading.Lock()                 # held from a request until its reply is taken
-        self._state = threading.Lock()                    # guards the fields below (short holds only)
+        # guards the fields below (short holds only); re-entrant: a RemoteTape's finalizer (forget) can run in a
+        # garbage collection that starts inside a hold, in the same thread
+        self._state = threading.RLock()
         self._pending: int | None = None                  # the request whose reply is still in the pipe
         self._seq = 0
         self._dropped: list[int] = []
