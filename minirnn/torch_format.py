@@ -672,4 +672,3 @@ def save_torch(obj: Any, path: str | os.PathLike) -> str:
     records += [(f"{stem}/data/{key}", arr.tobytes()) for key, arr in enumerate(pickler.storages)]
     records.append((f"{stem}/version", b"3\n"))
     return atomic_write(path, lambda f: _write_zip(f, records), "save_torch")
-    return atomic_write(path, write, "save_torch")
