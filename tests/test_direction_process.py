@@ -8,6 +8,7 @@ BLAS thread count is restored.
 """
 from __future__ import annotations
 
+import copy
 import gc
 import threading
 
@@ -168,6 +169,33 @@ def test_a_tape_collected_while_the_link_is_being_prepared_does_not_hang(two_pro
     finally:
         gc.enable()
     assert _remote_tapes() == 0                       # the tape was forgotten, and freed with the next request
+
+
+def test_a_deep_copy_of_a_model_waiting_for_its_backward_works_as_with_one_process(two_processes):
+    """copy.deepcopy (the documented way to give a thread its own model) of a model whose forward waits for its
+    backward: with one process the tapes are copied; the second process's tapes must be too (a TypeError,
+    "cannot pickle '_thread.lock' object", before)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((T, B, I))
+    results = []
+    for processes in (1, 2):
+        mr.set_direction_processes(processes)
+        m = make_seq("lstm", I, H, L=2, bi=True)
+        randomize(m, np.random.default_rng(4))
+        out, _ = m(x)
+        twin = copy.deepcopy(m)
+        dout = np.cos(out)
+        dx, dx_twin = m.backward(dout)[0], twin.backward(dout)[0]
+        np.testing.assert_array_equal(dx, dx_twin)
+        grads = {n: p.grad for n, p in m.named_parameters()}
+        for n, p in twin.named_parameters():
+            np.testing.assert_array_equal(p.grad, grads[n])
+        results.append((dx, grads))
+        if processes == 2:
+            del m, twin
+            gc.collect()
+            assert _remote_tapes() == 0
+    np.testing.assert_array_equal(results[0][0], results[1][0])
 
 
 def test_small_layers_stay_in_this_process(two_processes, monkeypatch):

@@ -198,6 +198,12 @@ class RemoteTape:
         self.process, self.handle = process, handle
         weakref.finalize(self, process.forget, handle)
 
+    def __deepcopy__(self, memo: dict) -> "RemoteTape":
+        """A deep copy of a model waiting for its backward copies this tape there too, as a Tape is copied here."""
+        reply = self.process.request("copy", self.handle)
+        reply.get()
+        return RemoteTape(self.process, reply.seq)
+
 
 def _copied(payload: Any) -> Any:
     if isinstance(payload, np.ndarray):

@@ -6,6 +6,7 @@ and this process goes when the first one closes the link, exits or is killed.
 """
 from __future__ import annotations
 
+import copy
 import signal
 import traceback
 
@@ -39,7 +40,15 @@ def _backward(tapes: dict, seq: int, handle: int, kernel: str, w: engine.Weights
     return engine.backward(kernels.by_name(kernel), w, tape, dout, dh_n, dc_n)
 
 
-OPS = {"forward": _forward, "backward": _backward, "tapes": lambda tapes, seq: len(tapes)}
+def _copy(tapes: dict, seq: int, handle: int) -> None:
+    """A copy of the tape of forward call ``handle``, kept under this request's number (``copy.deepcopy`` of a
+    model whose forward waits for its backward: the copy's backward needs a tape of its own)."""
+    if handle not in tapes:
+        raise RuntimeError(f"the direction process holds no tape for forward call {handle} (was it restarted?)")
+    tapes[seq] = copy.deepcopy(tapes[handle])
+
+
+OPS = {"forward": _forward, "backward": _backward, "copy": _copy, "tapes": lambda tapes, seq: len(tapes)}
 
 
 def serve(read_fd: int, write_fd: int) -> None:
