@@ -6,13 +6,14 @@ The costly matrix products live in ``engine.py``; a kernel sees one time step of
     forward(s)             one step forward
         s.a      (b, GH)   in: a = gx + gh (gx = W_ih x_t + b_ih + b_hh); out: the activated gates (the tape's A)
         s.gh     (b, GH)   ``separate_gh`` kernels (GRU): a holds gx alone and gh = W_hh h_{t-1} + b_hh comes apart
-        s.h_prev, s.c_prev (b, H) in; s.h, s.c, s.tc (b, H) out: the new state and tanh(c) (c, tc: LSTM only)
+        s.h_prev (b, P), s.c_prev (b, H) in; s.h, s.c, s.tc (b, H) out: the new state (h before the LSTM's
+                  projection) and tanh(c) (c, tc: LSTM only)
 
     coefficients(c)        backward, vectorized over a block of m steps
         Every factor of the steps' Jacobians that does not depend on the incoming gradient, for m steps at once
         (a few large NumPy calls instead of many small ones), written in place of the activations in c.A
         (m, b, GH) (and of c.GH) and into c.K (m, b, coef_width * H); c.S (m, b, H) is scratch; c.Hprev,
-        c.Hnext, c.Cprev, c.TC (m, b, H) are the tape's views of those steps.
+        c.Hnext (m, b, P), c.Cprev, c.TC (m, b, H) are the tape's views of those steps.
 
     backward(s, dh, dc)    one step backward
         dh       (b, H)    in: dL/dh_t; out, for ``direct_dh`` kernels (GRU): the part of dL/dh_{t-1} that
