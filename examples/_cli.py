@@ -236,6 +236,21 @@ def need_matplotlib(p: argparse.ArgumentParser, path: str | None) -> None:
 
 
 @contextlib.contextmanager
+
+def plot_losses(path: str, losses: list[float]) -> None:
+    """The training loss per epoch as a PNG (matplotlib, imported only here: --plot is optional)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(losses) + 1), losses, label="Training Loss")
+    ax.set(xlabel="Epoch", ylabel="Loss", title="RNN Training Loss Over Epochs")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def children_ignore_sigint() -> Iterator[None]:
     """Processes started inside this block ignore Ctrl-C (an ignored signal stays ignored across exec), so that the
     terminal's SIGINT, which reaches the whole process group, is handled by this process alone: the example stops

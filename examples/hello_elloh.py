@@ -93,19 +93,6 @@ def predict(model: RNNModel) -> str:
     return "".join(idx_to_char[int(i)] for i in predicted)
 
 
-def plot(path: str, losses: list[float]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.arange(1, len(losses) + 1), losses, label="Training Loss")
-    ax.set(xlabel="Epoch", ylabel="Loss", title="RNN Training Loss Over Epochs")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = _cli.parser(__doc__)
     p.add_argument("--epochs", type=_cli.positive_int, default=200, help="training epochs (one pass over 'hello')")
@@ -123,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Input sequence: ", input_str)
     print("Predicted sequence: ", predicted)
     if args.plot:
-        plot(args.plot, losses)
+        _cli.plot_losses(args.plot, losses)
         print(f"saved the loss curve to {args.plot}")
     if predicted != target_str:
         if _cli.goal_checked(args, {"epochs": args.epochs}, p, argv):

@@ -96,19 +96,6 @@ def evaluate(model: SimpleRNN, loader: DataLoader) -> float:
     return 100 * correct / total
 
 
-def plot(path: str, losses: list[float]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.arange(1, len(losses) + 1), losses, label="Training Loss")
-    ax.set(xlabel="Epoch", ylabel="Loss", title="RNN Training Loss Over Epochs")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = _cli.parser(__doc__)
     p.add_argument("--epochs", type=_cli.positive_int, default=60, help="passes over the 1000 sequences")
@@ -127,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     acc = evaluate(model, loader)
     print(f"Test Accuracy: {acc:.2f}%")
     if args.plot:
-        plot(args.plot, losses)
+        _cli.plot_losses(args.plot, losses)
         print(f"saved the loss curve to {args.plot}")
     checked = _cli.goal_checked(args, {"epochs": args.epochs}, p, argv)
     if acc < args.goal:
