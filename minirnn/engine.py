@@ -156,7 +156,9 @@ class _Schedule:
 
     def rows(self, a: np.ndarray | None) -> list:
         """Views of one (B, ...) buffer reused at every step: its first batch_sizes[t] rows."""
-        return [None] * self.T if a is None else [a[:b] for b in self.active]
+        if a is None:
+            return [None] * self.T
+        return [a] * self.T if not self.packed else [a[:b] for b in self.active]   # all B rows: the buffer itself
 
     def block(self, a: np.ndarray, t0: int, t1: int) -> np.ndarray:
         """Steps t0..t1-1 of a (T, B, ...) or flat (N, ...) array as one (t1 - t0, b, ...) view; the steps of a
@@ -231,7 +233,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
         Hraw = new((T, B, H), dtype=dt) if w.W_hr is not None else None
     steps = _forward_steps(sch, kernel, w, A, Hs, Cs, TC, GHs, Hraw, dt)
     W_hhT, W_hrT = W_hh.T, (w.W_hr.T if w.W_hr is not None else None)
-    h_out = sch.steps(Hs[1:])
+    h_out = sch.steps(Hs[1:]) if W_hrT is not None else None      # the projection's output, per step
 
     for t, s in enumerate(steps):
         np.matmul(s.h_prev, W_hhT, out=s.gh)                     # the only sequential product
