@@ -235,8 +235,6 @@ def need_matplotlib(p: argparse.ArgumentParser, path: str | None) -> None:
             p.error("--plot needs matplotlib, which is not installed: pip install matplotlib")
 
 
-@contextlib.contextmanager
-
 def plot_losses(path: str, losses: list[float]) -> None:
     """The training loss per epoch as a PNG (matplotlib, imported only here: --plot is optional)."""
     import matplotlib
@@ -251,6 +249,7 @@ def plot_losses(path: str, losses: list[float]) -> None:
     plt.close(fig)
 
 
+@contextlib.contextmanager
 def children_ignore_sigint() -> Iterator[None]:
     """Processes started inside this block ignore Ctrl-C (an ignored signal stays ignored across exec), so that the
     terminal's SIGINT, which reaches the whole process group, is handled by this process alone: the example stops
