@@ -102,72 +102,30 @@ def _number(kind: Callable, text: str, what: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(int, text, "a positive integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _in_range(kind: Callable, what: str, ok: Callable[[float], bool], doc: str) -> Callable[[str], float]:
+    """An argument type: ``text`` read as ``kind`` (int or float), refused unless ``ok(value)``."""
+    def parse(text: str):
+        value = _number(kind, text, what)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__doc__ = doc
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    value = _number(int, text, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    """A seed for numpy.random.default_rng: an integer >= 0 (NumPy refuses negative seeds)."""
-    value = _number(int, text, "a seed: an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed: an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(float, text, "a positive number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    value = _number(float, text, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    """A dropout-like probability in [0, 1)."""
-    value = _number(float, text, "a probability in [0, 1)")
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
-    return value
-
-
-def open_fraction(text: str) -> float:
-    """A fraction strictly between 0 and 1."""
-    value = _number(float, text, "a fraction in (0, 1)")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A number in [0, 1] (an accuracy)."""
-    value = _number(float, text, "a number in [0, 1]")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
-def percent(text: str) -> float:
-    """A number in [0, 100] (an accuracy in %)."""
-    value = _number(float, text, "a percentage in [0, 100]")
-    if not 0.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"expected a percentage in [0, 100], got {text!r}")
-    return value
+positive_int = _in_range(int, "a positive integer", lambda v: v >= 1, "An integer >= 1.")
+nonnegative_int = _in_range(int, "an integer >= 0", lambda v: v >= 0, "An integer >= 0.")
+seed = _in_range(int, "a seed: an integer >= 0", lambda v: v >= 0,
+                 "A seed for numpy.random.default_rng: an integer >= 0 (NumPy refuses negative seeds).")
+positive_float = _in_range(float, "a positive number", lambda v: v > 0, "A number > 0.")
+nonnegative_float = _in_range(float, "a number >= 0", lambda v: v >= 0, "A number >= 0.")
+probability = _in_range(float, "a probability in [0, 1)", lambda v: 0.0 <= v < 1.0,
+                        "A dropout-like probability in [0, 1).")
+open_fraction = _in_range(float, "a fraction in (0, 1)", lambda v: 0.0 < v < 1.0,
+                          "A fraction strictly between 0 and 1.")
+unit_interval = _in_range(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "A number in [0, 1] (an accuracy).")
+percent = _in_range(float, "a percentage in [0, 100]", lambda v: 0.0 <= v <= 100.0,
+                    "A number in [0, 100] (an accuracy in %).")
 
 
 def existing_file(text: str) -> str:
