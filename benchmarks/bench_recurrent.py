@@ -31,6 +31,7 @@ imports minirnn afresh from this checkout: run a long benchmark from a copy if t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import gzip
 import json
@@ -325,6 +326,30 @@ def blas_kernel() -> str:
 # ------------------------------------------------------------------------------------------------------------
 # worker: one side, one or more cases, in this (fresh) process
 # ------------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def numpy_calls_through(wrap):
+    """Inside the block every ``np.*`` call that minirnn's engine, kernels and functional make goes through
+    ``wrap(name, fn)``, which returns the function to call instead (per_step.py counts, profile_step.py times)."""
+    from minirnn import engine, functional, kernels
+
+    class Proxy:
+        def __init__(self, module):
+            self._module = module
+
+        def __getattr__(self, name):
+            obj = getattr(self._module, name)
+            return obj if not callable(obj) or isinstance(obj, type) else wrap(name, obj)
+
+    saved = [(m, m.np) for m in (engine, functional, kernels)]
+    try:
+        for m, np_module in saved:
+            m.np = Proxy(np_module)
+        yield
+    finally:
+        for m, np_module in saved:
+            m.np = np_module
+
+
 def maxrss_bytes() -> int:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r if sys.platform == "darwin" else r * 1024

@@ -87,34 +87,21 @@ def _torch_steps(kind: str):
 
 
 def _count_calls(kind: str) -> dict:
-    """``np.*`` (and ``scipy.linalg.blas.*``) calls made by minirnn's engine, kernels and functional per time step
-    (slope over T), counted by wrapping those modules' ``np`` (and the engine's ``blas``)."""
-    import numpy as np
-    from minirnn import engine, functional, kernels
+    """``np.*`` calls made by minirnn's engine, kernels and functional per time step (slope over T), counted by
+    wrapping those modules' ``np``."""
+    sys.path.insert(0, HERE)                        # bench_recurrent.py beside this file, however this one was loaded
+    from bench_recurrent import numpy_calls_through
     run = _minirnn_steps(kind)
     counter = {"n": 0}
 
-    class Counting:
-        def __init__(self, module):
-            self._module = module
-
-        def __getattr__(self, name):
-            obj = getattr(self._module, name)
-            if not callable(obj) or isinstance(obj, type):
-                return obj
-
-            def counted(*args, **kwargs):
-                counter["n"] += 1
-                return obj(*args, **kwargs)
-            return counted
+    def counted(name, fn):
+        def call(*args, **kwargs):
+            counter["n"] += 1
+            return fn(*args, **kwargs)
+        return call
 
     counts = {}
-    saved = [(m, "np", m.np) for m in (engine, functional, kernels)]
-    if hasattr(engine, "blas"):
-        saved.append((engine, "blas", engine.blas))
-    try:
-        for m, attr, mod in saved:
-            setattr(m, attr, Counting(mod))
+    with numpy_calls_through(counted):
         for train in (False, True):
             run(T_SHORT, train)                     # warm-up: caches filled once per process are not per step
             per_T = {}
@@ -123,9 +110,6 @@ def _count_calls(kind: str) -> dict:
                 run(T, train)
                 per_T[T] = counter["n"]
             counts["train" if train else "infer"] = (per_T[T_LONG] - per_T[T_SHORT]) / (T_LONG - T_SHORT)
-    finally:
-        for m, attr, mod in saved:
-            setattr(m, attr, mod)
     return counts
 
 

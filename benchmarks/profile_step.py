@@ -27,8 +27,6 @@ GEMM_NAMES = {"matmul", "sgemm", "dgemm", "dot"}
 
 
 def profile(kind: str, size: str, iters: int) -> dict:
-    from minirnn import engine, functional, kernels
-
     T, B, I, H = br.SIZES[size]
     case = dict(name=f"{kind.lower()}-{size}", kind=kind, T=T, B=B, I=I, H=H, layers=1, bidir=False)
     train, _ = br.minirnn_side(case, br.make_inputs(case))
@@ -36,41 +34,27 @@ def profile(kind: str, size: str, iters: int) -> dict:
     lines: dict[tuple, list] = {}
     perf = time.process_time if br.CLOCK == "cpu" else time.perf_counter
 
-    class Timed:
-        def __init__(self, module):
-            self._module = module
+    def timed(name, fn):
+        def call(*args, **kwargs):
+            f = sys._getframe(1)
+            t0 = perf()
+            r = fn(*args, **kwargs)
+            dt = perf() - t0
+            key = (os.path.basename(f.f_code.co_filename), f.f_lineno, name)
+            rec = lines.get(key)
+            if rec is None:
+                lines[key] = [dt, 1]
+            else:
+                rec[0] += dt
+                rec[1] += 1
+            return r
+        return call
 
-        def __getattr__(self, name):
-            obj = getattr(self._module, name)
-            if not callable(obj) or isinstance(obj, type):
-                return obj
-
-            def timed(*args, **kwargs):
-                f = sys._getframe(1)
-                t0 = perf()
-                r = obj(*args, **kwargs)
-                dt = perf() - t0
-                key = (os.path.basename(f.f_code.co_filename), f.f_lineno, name)
-                rec = lines.get(key)
-                if rec is None:
-                    lines[key] = [dt, 1]
-                else:
-                    rec[0] += dt
-                    rec[1] += 1
-                return r
-            return timed
-
-    saved = [(m, "np", m.np) for m in (engine, functional, kernels)]
-    try:
-        for m, attr, mod in saved:
-            setattr(m, attr, Timed(mod))
+    with br.numpy_calls_through(timed):
         train()                                          # warm-up
         lines.clear()
         for _ in range(iters):
             train()
-    finally:
-        for m, attr, mod in saved:
-            setattr(m, attr, mod)
     rows = []
     for (fname, lineno, name), (dt, n) in lines.items():
         src = linecache.getline(os.path.join(ROOT, "minirnn", fname), lineno).strip()
