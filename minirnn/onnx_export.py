@@ -40,10 +40,10 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .atomic_write import atomic_write
+from .serialization import atomic_write
 from .layers import Dropout, Embedding, Linear
 from .module import Module, Sequential, no_grad
-from .recurrent import GRU, LSTM, RNN
+from .recurrent import LSTM, RNN
 
 OPSET = 17
 _LSTM_ORDER = (0, 3, 1, 2)   # torch (i, f, g, o) -> ONNX (i, o, f, c)

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .atomic_write import atomic_write
+from .serialization import atomic_write
 from .module import Module, _to_numpy
 
 MAX_HEADER = 100_000_000   # the safetensors package's own limit on the JSON header

@@ -84,7 +84,7 @@ import os
 import stat
 import zipfile
 from collections import OrderedDict
-from typing import Any, Mapping, NamedTuple
+from typing import Any, BinaryIO, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -551,12 +551,17 @@ def save(obj: Any, path: str | os.PathLike, *, allow_nonfinite: bool = False, **
     members[HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     members.update(flat.arrays)
 
-    _atomic_write(path, lambda f: _write_npz(f, members), "save")
+    atomic_write(path, lambda f: _write_npz(f, members), "save")
 
 
-def _atomic_write(path: str, write: Any, who: str) -> str:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None], who: str) -> str:
     """Call ``write(f)`` on a temporary binary file beside ``path``, fsync it, ``os.replace`` it over ``path`` and
-    fsync the directory (every file format's save goes through here; ``atomic_write`` is this). Returns ``path``."""
+    fsync the directory. Every file format's save goes through here (``who`` names it in errors): an interrupted
+    or failing write leaves any previous file untouched and removes its temporary, and a killed one leaves no
+    temporary behind either (see below). Returns the path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
     dirpath = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(dirpath):
         raise FileNotFoundError(f"{who} {path!r}: the directory {dirpath!r} does not exist")

@@ -56,7 +56,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .atomic_write import atomic_write
+from .serialization import atomic_write
 from .module import Module
 
 MAX_COPY_FACTOR = 4   # the arrays built from a file may total at most this many times its size (see above)
