@@ -121,16 +121,12 @@ def as_array(name: str, x: Any) -> np.ndarray:
         raise TypeError(f"{name}: expected a numpy array, got a {type(x).__name__} that numpy cannot convert ({e})") from None
 
 
+_KINDS = {"b": "bool", "i": "integer", "u": "integer", "c": "complex", "f": "floating"}
+
+
 def _kind(dtype: np.dtype) -> str:
-    if dtype == np.bool_:
-        return "bool"
-    if np.issubdtype(dtype, np.integer):
-        return "integer"
-    if np.issubdtype(dtype, np.complexfloating):
-        return "complex"
-    if np.issubdtype(dtype, np.floating):
-        return "floating"
-    return "non-numeric"
+    """What a dtype holds, from its one-letter ``kind`` (np.issubdtype's answer, at a fraction of its cost)."""
+    return _KINDS.get(dtype.kind, "non-numeric")
 
 
 def float_array(name: str, x: Any, dtype: np.dtype | None, ndims: Iterable[int], layout: str = "") -> np.ndarray:

@@ -28,16 +28,17 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 
 The machine under the pseudo-code (what each part buys is measured in benchmarks/README.md): buffers are allocated
 before the loops, which only write into them (``out=``); the per-step views are made before the loop too (a
-``Step`` per time step); the
-kernels fold their sigmoids' 1/2 into the weights (``Kernel.input_scale``); backward computes the gradient-
-independent factors of each step's Jacobian for a block of steps at once (``kernel.coefficients``), in place of
+``Step`` per time step); the kernels fold their sigmoids' 1/2 into the weights (``Kernel.input_scale``); backward
+computes the gradient-independent factors of each step's Jacobian for a block of steps at once (``kernel.coefficients``), in place of
 the activations on the tape (a tape is back-propagated once).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
+from functools import partial
+from itertools import accumulate, repeat
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class Tape:
         return self.Hs.shape[1]
 
 
-class Step:
+class Step(NamedTuple):
     """One time step's views of the engine's arrays: all a kernel reads and writes (b = the step's active rows).
 
         a       (b, GH)   forward:  in gx + gh (gx alone with ``separate_gh``), out the activated gates
@@ -106,16 +107,28 @@ class Step:
                           (``separate_gh`` kernels only: for the others dL/d(gh) = dL/d(gx), and gh is a)
         h_prev  (b, P)    h (b, H): the state before and after (h before the projection W_hr)
         c_prev, c, tc (b, H) or None: the cell state before and after, and tanh(c)
-        k       (b, coef_width * H)   backward: the step's extra coefficients
         tmp     (b, H)    scratch
+        k       (b, coef_width * H)   backward: the step's extra coefficients
     """
 
-    __slots__ = ("a", "gh", "h_prev", "h", "c_prev", "c", "tc", "k", "tmp")
+    a: np.ndarray
+    gh: np.ndarray
+    h_prev: np.ndarray | None
+    h: np.ndarray | None
+    c_prev: np.ndarray | None
+    c: np.ndarray | None
+    tc: np.ndarray | None
+    tmp: np.ndarray | None
+    k: np.ndarray | None
 
-    def __init__(self, a=None, gh=None, h_prev=None, h=None, c_prev=None, c=None, tc=None, tmp=None) -> None:
-        # written out (not a loop over __slots__): one is made per time step, and at tiny sizes that shows
-        self.a, self.gh, self.h_prev, self.h = a, gh, h_prev, h
-        self.c_prev, self.c, self.tc, self.tmp, self.k = c_prev, c, tc, tmp, None
+
+_new_step = partial(tuple.__new__, Step)   # a Step from a tuple of its fields, with no Python-level call
+
+
+def _records(*columns: list) -> list[Step]:
+    """One Step per time step from per-step lists of views given in Step's field order (one is made per time
+    step, and at tiny sizes making them costs as much as the NumPy calls of a step)."""
+    return list(map(_new_step, zip(*columns)))
 
 
 class _Schedule:
@@ -267,7 +280,7 @@ def _forward_steps(sch: _Schedule, kernel: Kernel, w: Weights, A, Hs, Cs, TC, GH
     tc_t = kept_or_scratch(TC, H, kernel.has_cell)
     cp_t, c_t = (sch.steps(Cs[:-1]), sch.steps(Cs[1:])) if Cs is not None else ([None] * sch.T,) * 2
     tmp_t = sch.rows(np.empty((B, H), dtype=dt))
-    return [Step(*views) for views in zip(a_t, gh_t, hp_t, h_t, cp_t, c_t, tc_t, tmp_t)]   # Step's field order
+    return _records(a_t, gh_t, hp_t, h_t, cp_t, c_t, tc_t, tmp_t, repeat(None))
 
 
 def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh_n: np.ndarray | None,
@@ -284,7 +297,8 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     # dh holds dL/dh_t of the step being back-propagated (its active rows), dc likewise dL/dc_t
     dh = np.zeros((B, P), dtype=dt) if dh_n is None else np.array(dh_n, dtype=dt)
     dc = (np.zeros((B, H), dtype=dt) if dc_n is None else np.array(dc_n, dtype=dt)) if kernel.has_cell else None
-    steps = _backward_steps(sch, kernel, A, dGH, dt)
+    a_t, gh_t = sch.steps(A), sch.steps(dGH)
+    tmp_t = sch.rows(np.empty((B, H), dtype=dt))
     dh_t, dc_t, dout_t = sch.rows(dh), sch.rows(dc), (sch.steps(dout) if dout is not None else None)
     dHs = dh_raw_t = None
     if w.W_hr is not None:                                       # LSTM projection: dW_hr needs every step's dh
@@ -297,9 +311,9 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     for t0, t1 in sch.blocks(n):
         kernel.coefficients(_coefficient_block(sch, tape, A, K, scratch, t0, t1))
         k_t = list(K[:t1 - t0, :sch.active[t0]])              # every step of a block has the same rows
+        steps = _records(a_t[t0:t1], gh_t[t0:t1], *(repeat(None),) * 5, tmp_t[t0:t1], k_t)
         for t in range(t1 - 1, t0 - 1, -1):
-            s, g = steps[t], dh_t[t]
-            s.k = k_t[t - t0]
+            s, g = steps[t - t0], dh_t[t]
             if dout_t is not None:
                 np.add(g, dout_t[t], out=g)                      # out_t = h_t
             g_cell = g
@@ -324,13 +338,6 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
         W_hr=np.matmul(dHs.reshape(T * B, P).T, tape.Hraw.reshape(T * B, H)) if dHs is not None else None,
     )
     return sch.unflat(np.matmul(dGX, w.W_ih)), dh, dc, grads
-
-
-def _backward_steps(sch: _Schedule, kernel: Kernel, A: np.ndarray, dGH: np.ndarray, dt) -> list[Step]:
-    """Every step's views for backward (``k``, the block's coefficients, is set as each block comes)."""
-    a_t, gh_t = sch.steps(A), sch.steps(dGH)
-    tmp_t = sch.rows(np.empty((sch.B, A.shape[-1] // kernel.gates), dtype=dt))
-    return [Step(a, gh, tmp=tmp) for a, gh, tmp in zip(a_t, gh_t, tmp_t)]
 
 
 def _coefficient_block(sch: _Schedule, tape: Tape, A: np.ndarray, K: np.ndarray, scratch: np.ndarray,

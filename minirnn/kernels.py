@@ -38,7 +38,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .functional import gate_activation, relu, sigmoid, tanh
+from .functional import gate_activation, relu, sigmoid
 
 
 class Kernel:
@@ -85,7 +85,7 @@ class TanhRNN(_Elman):
     """h = tanh(gx + gh)."""
 
     name = "tanh"
-    f = staticmethod(tanh)
+    f = np.tanh
 
     def coefficients(self, c):
         np.multiply(c.Hnext, c.Hnext, out=c.A)        # f'(a) = 1 - h^2

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -305,6 +306,14 @@ def _strict_bool(name: str, value: Any) -> bool:
     return value
 
 
+@lru_cache(maxsize=None)
+def _param_names(layer: int, d: int) -> tuple[tuple[str, str], ...]:
+    """(engine name, torch name) of layer ``layer``, direction ``d``: ("W_ih", "weight_ih_l0_reverse"), ..."""
+    sfx = f"_l{layer}" + ("_reverse" if d else "")
+    return tuple((k, v + sfx) for k, v in (("W_ih", "weight_ih"), ("W_hh", "weight_hh"), ("b_ih", "bias_ih"),
+                                           ("b_hh", "bias_hh"), ("W_hr", "weight_hr")))
+
+
 class _RNNBase(Module):
     mode = "RNN"
 
@@ -356,13 +365,14 @@ class _RNNBase(Module):
         return self.proj_size or self.hidden_size
 
     def _params(self, layer: int, d: int) -> dict[str, Parameter | None]:
-        sfx = f"_l{layer}" + ("_reverse" if d else "")
-        names = {"W_ih": "weight_ih", "W_hh": "weight_hh", "b_ih": "bias_ih", "b_hh": "bias_hh", "W_hr": "weight_hr"}
-        return {k: self._parameters.get(v + sfx) for k, v in names.items()}
+        """The engine's names for one layer and direction's parameters (None where there is none), looked up by
+        torch's names at every call: a parameter re-assigned after construction (tied weights) is the one used."""
+        get = self._parameters.get
+        return {k: get(name) for k, name in _param_names(layer, d)}
 
     def _weights(self, layer: int, d: int) -> engine.Weights:
-        p = self._params(layer, d)
-        return engine.Weights(*(None if p[k] is None else p[k].data for k in ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")))
+        get = self._parameters.get
+        return engine.Weights(*(None if p is None else p.data for p in (get(name) for _, name in _param_names(layer, d))))
 
     # ---- argument handling ------------------------------------------------------------------------------
     def _lengths(self, lengths: Any, T: int, B: int) -> np.ndarray | None:
@@ -412,7 +422,7 @@ class _RNNBase(Module):
         # attributes a user may have set since construction, checked where they are used
         self._check_structure()
         _check_nonlinearity(self)
-        self.batch_first = checks.flag("batch_first", self.batch_first)
+        checks.flag("batch_first", self.batch_first)
         training = checks.flag("training", self.training)
         dropout = check_dropout(self.dropout) if training else 0.0
         given = x
@@ -456,8 +466,8 @@ class _RNNBase(Module):
                 layer_in = layer_in * drop
             drops.append(drop)
         out = self._from_seq_first(tm.unsort(layer_in), batched)
-        hn = tm.unsort(np.stack(h_n))
-        cn = tm.unsort(np.stack(c_n)) if c_n is not None else None
+        hn = tm.unsort(np.array(h_n))                            # (L * D, B, P): np.stack's result, in less time
+        cn = tm.unsort(np.array(c_n)) if c_n is not None else None
         if not batched:
             hn = hn[:, 0]
             cn = cn[:, 0] if cn is not None else None
