@@ -17,7 +17,7 @@ pays). The plain alternatives are written here, not in the package, and swapped 
                 blocks, no weight scaling
   chunked_coef  backward's coefficients computed for a cache-sized block of steps at a time (CHUNK_BYTES), against
                 all T steps at once
-  step_views    per-step views made once before the loops, against views made inside the loop at each step
+  step_views    per-step views and their Step records made once before the loops, against both made at each step
   none          the control: "off" is the same code as "on", so its on/off shows the measurement's own spread
 """
 from __future__ import annotations
@@ -116,17 +116,37 @@ def _install_activation(cls):
 class _LazySteps:
     """Per-step views made when the loop asks for them (a[t, :b] at step t), instead of a list made before."""
 
-    def __init__(self, sch, a):
-        self.sch, self.a = sch, a
+    def __init__(self, sch, a, start=0):
+        self.sch, self.a, self.start = sch, a, start
 
     def __getitem__(self, t):
-        sch, a = self.sch, self.a
+        if isinstance(t, slice):                         # steps t0..t1-1 of a backward block, still lazy
+            return _LazySteps(self.sch, self.a, self.start + t.indices(len(self))[0])
+        sch, a, t = self.sch, self.a, t + self.start
         if a.ndim == 2:
             return a[sch.offsets[t]:sch.offsets[t + 1]]
         return a[t, :sch.active[t]]
 
     def __len__(self):
-        return self.sch.T
+        return self.sch.T - self.start
+
+
+class _LazyRecords:
+    """engine's Step records made when the loop reaches step t (from lazy views), instead of all before the loop."""
+
+    def __init__(self, columns):
+        self.columns = [c if hasattr(c, "__getitem__") else None for c in columns]   # repeat(None): no field
+        self.n = min(len(c) for c in self.columns if c is not None)
+
+    def __getitem__(self, t):
+        from minirnn import engine
+        return engine.Step(*(None if c is None else c[t] for c in self.columns))
+
+    def __iter__(self):
+        return (self[t] for t in range(self.n))
+
+    def __len__(self):
+        return self.n
 
 
 def install(trick: str, on: bool) -> None:
@@ -157,6 +177,7 @@ def install(trick: str, on: bool) -> None:
         def steps(self, a):
             return original(self, a) if a is None else _LazySteps(self, a)
         engine._Schedule.steps = steps
+        engine._records = lambda *columns: _LazyRecords(columns)
     elif trick != "none":
         raise ValueError(f"trick: expected one of {', '.join(TRICKS)}, got {trick!r}")
 

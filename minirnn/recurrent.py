@@ -111,8 +111,9 @@ class _CellBase(Module):
             h1 = np.zeros((B, self.hidden_size), self.dtype)
             c1 = h1.copy() if self.kernel.has_cell else None
             return (h1, c1, batched) if batched else (h1[0], None if c1 is None else c1[0], batched)
-        _, h1, c1, tape = engine.forward(self.kernel, self._weights(), x2[None], h0, c0)
-        if is_grad_enabled():   # the tape is backward's own: no caller's buffer in it, h1 and c1 read-only
+        keep_tape = is_grad_enabled()   # under no_grad a step keeps nothing for backward
+        _, h1, c1, tape = engine.forward(self.kernel, self._weights(), x2[None], h0, c0, None, keep_tape)
+        if keep_tape:   # the tape is backward's own: no caller's buffer in it, h1 and c1 read-only
             _own_input(tape, x, given)
             freeze(h1, c1)
             self._save((tape, batched))

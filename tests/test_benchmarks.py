@@ -150,6 +150,28 @@ def test_tricks_script_measures_a_trick_both_ways(tmp_path):
         assert r["max_rel_diff"] > 0 or r["trick"] != "tanh_gates"   # and the plain variant really ran
 
 
+def test_tricks_step_views_off_makes_each_step_in_the_loop(tmp_path):
+    """The step_views variant (views and Step records made at each step) runs forward and backward, as the engine."""
+    path = tmp_path / "tricks.json"
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "tricks.py"), "--tricks", "step_views",
+                           "--kinds", "gru", "--sizes", "tiny", "--rounds", "1", "--iters", "1", "--json", str(path)],
+                          cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with open(path) as f:
+        (r,) = json.load(f)["results"]
+    assert r["train_on_s"] > 0 and r["train_off_s"] > 0 and r["max_rel_diff"] == 0   # the same operations
+
+
+def test_instruction_count_script_refuses_a_bad_baseline(tmp_path):
+    """benchmarks/ab_instructions.py: --help names every option; a checkout without minirnn/ is one line, exit 2."""
+    script = os.path.join(ROOT, "benchmarks", "ab_instructions.py")
+    shown = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and all(o in shown.stdout for o in ("--baseline", "--cases", "--steps", "--json"))
+    bad = subprocess.run([sys.executable, script, "--baseline", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "--baseline" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_direction_processes_benchmark_runs():
     """benchmarks/direction_processes.py, one round of one step at the two smallest sizes: the table is printed."""
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "direction_processes.py"), "--rounds",
