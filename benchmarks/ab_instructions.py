@@ -8,8 +8,10 @@ BLAS thread), so this A/B is exact for the work a change adds or removes (the Py
 copy, a different number of calls). It does not see what costs time without instructions (cache misses, page
 faults, threads waiting): for those, bench_recurrent.py's timed rounds are the measure. Each (side, case) runs
 bench_recurrent's own step (the same layers and inputs) n and 3n times in two processes, with the garbage
-collector off (a collection falls into one window and not the other); per step = (count(3n) - count(n)) / 2n, so
-start-up and warm-up cancel. Needs valgrind on PATH; exits 2 without it.
+collector off (a collection falls into one window and not the other), PYTHONHASHSEED=0 and, where ``setarch`` is
+there, no address randomization (two runs of the same code then agree to about 1e-4; a change that moves the heap
+layout moves the count by up to about 1%); per step =
+(count(3n) - count(n)) / 2n, so start-up and warm-up cancel. Needs valgrind on PATH; exits 2 without it.
 """
 from __future__ import annotations
 
@@ -43,10 +45,14 @@ def child(case_name: str, what: str, n: int) -> None:
 
 
 def count(checkout: str, case: str, what: str, n: int) -> int:
+    # the same hashes and addresses in every process: dict probes and the alignment of each array (which sets the
+    # length of NumPy's SIMD loops' scalar head and tail) would otherwise change the count from run to run
     env = dict(os.environ, PYTHONPATH=checkout, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
+               MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
            "--child", case, what, str(n)]
+    if shutil.which("setarch"):
+        cmd = ["setarch", os.uname().machine, "-R"] + cmd          # -R: no address-space randomization
     err = subprocess.run(cmd, env=env, capture_output=True, text=True).stderr
     found = re.search(r"Collected : (\d+)", err)
     if not found:

@@ -266,7 +266,7 @@ def forward(kernel: Kernel, w: Weights, X: np.ndarray, h0: np.ndarray, c0: np.nd
 def _forward_steps(sch: _Schedule, kernel: Kernel, w: Weights, A, Hs, Cs, TC, GHs, Hraw, dt) -> list[Step]:
     """Every step's views, made before the loop (at tiny sizes making a view costs as much as a NumPy call).
     Inference (no TC, GHs, Hraw: no tape) reuses one (B, ...) scratch buffer for them at every step."""
-    B, (GH, P) = sch.B, w.W_hh.shape
+    B, GH = sch.B, w.W_hh.shape[0]
     H = GH // kernel.gates
 
     def kept_or_scratch(kept, width, needed):

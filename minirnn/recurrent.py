@@ -550,7 +550,7 @@ class _RNNBase(Module):
         # validate against the newest cache before popping it: a bad dout leaves the cache for a corrected retry
         tapes, drops, tm, batched, x_shape = self._peek()
         D, P = self.num_directions, self._out_size
-        T, B = tapes[0].T, tapes[0].B
+        B = tapes[0].B
         out_shape = x_shape[:-1] + (D * P,)
         if dout is not None:
             dout = float_array("dout", dout, self.dtype, (len(x_shape),), "(the shape of the forward's output)")
