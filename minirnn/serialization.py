@@ -785,19 +785,31 @@ def _read_member(zf: zipfile.ZipFile, name: str, refuse: Any, expected: tuple[li
     return arr
 
 
+def check_stored_members(infos: list[zipfile.ZipInfo], file_size: int, refuse: Callable[[str], Exception],
+                         what: str = "member") -> None:
+    """Before anything is read or allocated from an untrusted zip (a checkpoint, a torch file): every member stored
+    (inflating untrusted data could ask for any amount of memory: a zip bomb), each lying wholly inside the file,
+    and all of them together no larger than the file (members of a crafted archive may overlap), so that reading
+    them allocates at most the file's size. ``refuse(reason)`` makes the exception raised; ``what`` names a member
+    in its words ("member", "record")."""
+    total = 0
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise refuse(f"{what} {info.filename!r} is compressed (zip method {info.compress_type}); the format "
+                         f"stores every {what} uncompressed, and compressed ones are refused rather than inflated")
+        if info.file_size != info.compress_size or info.header_offset + info.file_size > file_size:
+            raise refuse(f"{what} {info.filename!r} claims {info.file_size} bytes at offset {info.header_offset}, "
+                         f"more than the file holds ({file_size} bytes)")
+        total += info.file_size
+    if total > file_size:
+        raise refuse(f"the {what}s claim {total} bytes in all, more than the file holds ({file_size} bytes)")
+
+
 def _check_archive(zf: zipfile.ZipFile, refuse: Any) -> int:
-    """Before anything is read or allocated: every member stored (``save`` never compresses; inflating untrusted
-    data could ask for any amount of memory: a zip bomb) and lying wholly inside the file, so no member can hold
-    more bytes than the file has. Returns the file's size, the bound of everything loading allocates."""
+    """``check_stored_members`` of the whole archive; returns the file's size, the bound of what loading allocates."""
     zf.fp.seek(0, os.SEEK_END)
     size = zf.fp.tell()
-    for info in zf.infolist():
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise refuse(f"member {info.filename!r} is compressed (zip method {info.compress_type}); minirnn "
-                         "checkpoints are stored uncompressed and compressed members are refused rather than inflated")
-        if info.file_size != info.compress_size or info.header_offset + info.compress_size > size:
-            raise refuse(f"member {info.filename!r} claims {info.file_size} bytes, more than the file holds "
-                         f"({size} bytes)")
+    check_stored_members(zf.infolist(), size, refuse)
     return size
 
 

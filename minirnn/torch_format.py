@@ -56,7 +56,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .serialization import atomic_write
+from .serialization import atomic_write, check_stored_members
 from .module import Module
 
 MAX_COPY_FACTOR = 4   # the arrays built from a file may total at most this many times its size (see above)
@@ -466,17 +466,7 @@ def _load(zf: zipfile.ZipFile, file_size: int) -> Any:
     if any(i.filename.endswith("/constants.pkl") for i in infos):
         raise _Refused("this is a TorchScript archive (torch.jit.save); save the model's state_dict() with "
                        "torch.save instead")
-    total = 0
-    for info in infos:
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise _Refused(f"the record {info.filename!r} is compressed (method {info.compress_type}); torch stores "
-                           "every record uncompressed")
-        if info.compress_size != info.file_size or info.header_offset + info.file_size > file_size:
-            raise _Refused(f"the record {info.filename!r} claims {info.file_size} bytes at offset "
-                           f"{info.header_offset}, beyond the file's {file_size} bytes")
-        total += info.file_size
-    if total > file_size:
-        raise _Refused(f"the records claim {total} bytes in all, more than the file's {file_size}")
+    check_stored_members(infos, file_size, _Refused, "record")
     pickles = [i.filename for i in infos if re.fullmatch(r"[^/]+/data\.pkl", i.filename)]
     if len(pickles) != 1:
         raise _Refused(f"expected one '<name>/data.pkl' record, found {len(pickles)}")

@@ -649,6 +649,20 @@ def test_a_deflated_member_is_refused_before_inflating(tmp_path):
     record("hostile archives refused before inflating or allocating", 2, 2)
 
 
+def test_zip_members_that_together_claim_more_than_the_file_are_refused():
+    """Overlapping stored members (each inside the file, the sum beyond it) would let a crafted checkpoint or torch
+    file allocate a multiple of its size: the one check both loaders run refuses them, naming the total."""
+    from minirnn.serialization import check_stored_members
+    infos = []
+    for name in ("a.npy", "b.npy"):
+        info = zipfile.ZipInfo(name)
+        info.compress_type, info.file_size, info.compress_size, info.header_offset = zipfile.ZIP_STORED, 600, 600, 0
+        infos.append(info)
+    check_stored_members(infos[:1], 1000, ValueError)                       # one member: inside the file
+    with pytest.raises(ValueError, match=r"the members claim 1200 bytes in all, more than the file holds \(1000"):
+        check_stored_members(infos, 1000, ValueError)
+
+
 def _config_mutations(config):
     """(what, field, mutated config): wrong types, out-of-range and huge values, missing and unknown keys."""
     out = []
