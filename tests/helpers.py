@@ -7,6 +7,8 @@ Nothing here imports torch at module level: the finite-difference tests must run
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +25,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, **extra)
     env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def run_example(script: str, *args: Any, timeout: float = 120, path_first: Any = None) -> tuple[int, str, str]:
+    """Run examples/<script> with ``args`` in a child (one BLAS thread, a RuntimeWarning is an error), from the
+    checkout's root; ``path_first``: a folder searched before everything else (stand-in modules).
+    Returns (exit code, stdout, stderr)."""
+    env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
+    if path_first:
+        env["PYTHONPATH"] = str(path_first) + os.pathsep + env["PYTHONPATH"]
+    p = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "examples", script), *map(str, args)],
+                       capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=env)
+    return p.returncode, p.stdout, p.stderr
 
 # Every recurrent kind the sequence layers offer; "lstm_proj" is an LSTM with proj_size.
 SEQ_KINDS = ["rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "lstm_proj", "gru"]

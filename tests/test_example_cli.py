@@ -15,18 +15,14 @@ import sys
 import time
 
 import pytest
-from helpers import REPO_ROOT, subprocess_env
+from helpers import REPO_ROOT, run_example, subprocess_env
 
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
 SCRIPTS = ["binary_addition.py", "char_lm.py", "gradient_flow.py", "hello.py", "hello_elloh.py", "name_classifier.py",
            "random_classifier.py", "seq2seq.py", "shapes_tour.py", "srn_fixed_weights.py"]
 
 
-def run(script, *args, timeout=120):
-    env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
-    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
-                       text=True, timeout=timeout, cwd=REPO_ROOT, env=env)
-    return p.returncode, p.stdout, p.stderr
+run = run_example
 
 
 def test_every_example_is_listed_here():

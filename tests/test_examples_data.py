@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO_ROOT, subprocess_env
+from helpers import REPO_ROOT, run_example, subprocess_env
 
 ROOT = REPO_ROOT
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -25,13 +25,7 @@ needs_names = pytest.mark.skipif(not (os.path.exists(NAMES_TRAIN) and os.path.ex
                                         "set MINIRNN_DATA to their folder)")
 
 
-def run(script, *args, timeout=120, path_first=None):
-    env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
-    if path_first:                                  # a folder searched before everything else (stand-in modules)
-        env["PYTHONPATH"] = str(path_first) + os.pathsep + env["PYTHONPATH"]
-    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
-                       text=True, timeout=timeout, cwd=ROOT, env=env)
-    return p.returncode, p.stdout, p.stderr
+run = run_example
 
 
 # ---- name classifier --------------------------------------------------------------------------------------------

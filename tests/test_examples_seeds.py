@@ -4,22 +4,16 @@ binary_addition.py is the README's main command, so it runs in full with its def
 """
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import REPO_ROOT, subprocess_env
+from helpers import REPO_ROOT, run_example
 
 ROOT = REPO_ROOT
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
-def run(script, *args, timeout=120):
-    env = subprocess_env(OPENBLAS_NUM_THREADS="1", PYTHONWARNINGS="error::RuntimeWarning")
-    p = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *map(str, args)], capture_output=True,
-                       text=True, timeout=timeout, cwd=ROOT, env=env)
-    return p.returncode, p.stdout, p.stderr
+run = run_example
 
 
 # ---- seed 004, part 4: binary addition --------------------------------------------------------------------------
