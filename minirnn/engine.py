@@ -29,8 +29,8 @@ Shapes (T time steps, B batch, I input features, H hidden, G gates, GH = G*H, P 
 The machine under the pseudo-code (what each part buys is measured in benchmarks/README.md): buffers are allocated
 before the loops, which only write into them (``out=``); the per-step views are made before the loop too (a
 ``Step`` per time step); the kernels fold their sigmoids' 1/2 into the weights (``Kernel.input_scale``); backward
-computes the gradient-independent factors of each step's Jacobian for a block of steps at once (``kernel.coefficients``), in place of
-the activations on the tape (a tape is back-propagated once).
+computes the gradient-independent factors of each step's Jacobian for a block of steps at once
+(``kernel.coefficients``), in place of the activations on the tape (a tape is back-propagated once).
 """
 from __future__ import annotations
 
@@ -311,7 +311,8 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     for t0, t1 in sch.blocks(n):
         kernel.coefficients(_coefficient_block(sch, tape, A, K, scratch, t0, t1))
         k_t = list(K[:t1 - t0, :sch.active[t0]])              # every step of a block has the same rows
-        steps = _records(a_t[t0:t1], gh_t[t0:t1], *(repeat(None),) * 5, tmp_t[t0:t1], k_t)
+        no_state = (repeat(None),) * 5                        # h_prev, h, c_prev, c, tc: backward reads none
+        steps = _records(a_t[t0:t1], gh_t[t0:t1], *no_state, tmp_t[t0:t1], k_t)
         for t in range(t1 - 1, t0 - 1, -1):
             s, g = steps[t - t0], dh_t[t]
             if dout_t is not None:

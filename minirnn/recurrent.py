@@ -372,8 +372,7 @@ class _RNNBase(Module):
         return {k: get(name) for k, name in _param_names(layer, d)}
 
     def _weights(self, layer: int, d: int) -> engine.Weights:
-        get = self._parameters.get
-        return engine.Weights(*(None if p is None else p.data for p in (get(name) for _, name in _param_names(layer, d))))
+        return engine.Weights(*(None if p is None else p.data for p in self._params(layer, d).values()))
 
     # ---- argument handling ------------------------------------------------------------------------------
     def _lengths(self, lengths: Any, T: int, B: int) -> np.ndarray | None:
