@@ -177,6 +177,7 @@ def install(trick: str, on: bool) -> None:
         def steps(self, a):
             return original(self, a) if a is None else _LazySteps(self, a)
         engine._Schedule.steps = steps
+        engine._Schedule.before_after = lambda self, S: (steps(self, S[:-1]), steps(self, S[1:]))
         engine._records = lambda *columns: _LazyRecords(columns)
     elif trick != "none":
         raise ValueError(f"trick: expected one of {', '.join(TRICKS)}, got {trick!r}")

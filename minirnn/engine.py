@@ -167,6 +167,14 @@ class _Schedule:
             return list(a[:self.T])
         return [a[t, :b] for t, b in enumerate(self.active)]
 
+    def before_after(self, S: np.ndarray) -> tuple[list, list]:
+        """From states S (T+1, B, ...): the per-step views of the state before and after each step, S[t, :b] and
+        S[t+1, :b] (with all B rows at every step one list of T+1 views serves both)."""
+        if not self.packed:
+            views = list(S)
+            return views[:-1], views[1:]
+        return self.steps(S[:-1]), self.steps(S[1:])
+
     def rows(self, a: np.ndarray | None) -> list:
         """Views of one (B, ...) buffer reused at every step: its first batch_sizes[t] rows."""
         if a is None:
@@ -274,11 +282,12 @@ def _forward_steps(sch: _Schedule, kernel: Kernel, w: Weights, A, Hs, Cs, TC, GH
             return sch.steps(kept)
         return sch.rows(np.empty((B, width), dtype=dt)) if needed else [None] * sch.T
 
-    a_t, hp_t = sch.steps(A), sch.steps(Hs[:-1])
-    h_t = kept_or_scratch(Hraw, H, w.W_hr is not None) if w.W_hr is not None else sch.steps(Hs[1:])
+    a_t, (hp_t, h_t) = sch.steps(A), sch.before_after(Hs)
+    if w.W_hr is not None:                                       # the kernel writes h_raw; h = W_hr h_raw is h_t
+        h_t = kept_or_scratch(Hraw, H, True)
     gh_t = kept_or_scratch(GHs, GH, True)                        # kept only by separate_gh kernels
     tc_t = kept_or_scratch(TC, H, kernel.has_cell)
-    cp_t, c_t = (sch.steps(Cs[:-1]), sch.steps(Cs[1:])) if Cs is not None else ([None] * sch.T,) * 2
+    cp_t, c_t = sch.before_after(Cs) if Cs is not None else ([None] * sch.T,) * 2
     tmp_t = sch.rows(np.empty((B, H), dtype=dt))
     return _records(a_t, gh_t, hp_t, h_t, cp_t, c_t, tc_t, tmp_t, repeat(None))
 
@@ -297,7 +306,8 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
     # dh holds dL/dh_t of the step being back-propagated (its active rows), dc likewise dL/dc_t
     dh = np.zeros((B, P), dtype=dt) if dh_n is None else np.array(dh_n, dtype=dt)
     dc = (np.zeros((B, H), dtype=dt) if dc_n is None else np.array(dc_n, dtype=dt)) if kernel.has_cell else None
-    a_t, gh_t = sch.steps(A), sch.steps(dGH)
+    a_t = sch.steps(A)
+    gh_t = a_t if dGH is A else sch.steps(dGH)
     tmp_t = sch.rows(np.empty((B, H), dtype=dt))
     dh_t, dc_t, dout_t = sch.rows(dh), sch.rows(dc), (sch.steps(dout) if dout is not None else None)
     dHs = dh_raw_t = None
@@ -310,7 +320,7 @@ def backward(kernel: Kernel, w: Weights, tape: Tape, dout: np.ndarray | None, dh
 
     for t0, t1 in sch.blocks(n):
         kernel.coefficients(_coefficient_block(sch, tape, A, K, scratch, t0, t1))
-        k_t = list(K[:t1 - t0, :sch.active[t0]])              # every step of a block has the same rows
+        k_t = list(K[:t1 - t0, :sch.active[t0]]) if K.shape[-1] else repeat(None)   # a block's steps: same rows
         no_state = (repeat(None),) * 5                        # h_prev, h, c_prev, c, tc: backward reads none
         steps = _records(a_t[t0:t1], gh_t[t0:t1], *no_state, tmp_t[t0:t1], k_t)
         for t in range(t1 - 1, t0 - 1, -1):
