@@ -68,7 +68,14 @@ Example (one LSTM layer, two sequences of lengths 3 and 1 in a batch padded to T
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit as sigmoid    # 1 / (1 + exp(-a)), no overflow for large |a|
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-a)) with no overflow for large |a|: scipy.special.expit, imported at the first call (importing
+    scipy.special takes longer than importing the rest of minirnn, and ``import minirnn`` imports this module)."""
+    from scipy.special import expit
+    return expit(a)
+
 
 __all__ = ["affine", "affine_backward", "rnn_step_forward", "rnn_step_backward", "lstm_step_forward",
            "lstm_step_backward", "gru_step_forward", "gru_step_backward", "layer_forward", "layer_backward"]

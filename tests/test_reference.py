@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import doctest
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -22,8 +24,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import minirnn as mr
-from helpers import (CELL_KINDS, SEQ_KINDS, cell_state, flatten, like, make_cell, make_seq, randomize, rel_err,
-                     reference_cell, reference_seq, relu_margin, seq_state)
+from helpers import (CELL_KINDS, SEQ_KINDS, REPO_ROOT, cell_state, flatten, like, make_cell, make_seq, randomize,
+                     rel_err, reference_cell, reference_seq, relu_margin, seq_state, subprocess_env)
 
 R = mr.reference
 TOL = 1e-12            # engine vs reference, float64: max |a - b| / max(max |b|, FLOOR), see scaled_err
@@ -85,6 +87,18 @@ def test_reference_imports_numpy_and_scipy_only_and_its_example_runs():
     assert "Backpropagation through time" in R.__doc__ and "Lengths" in R.__doc__
     result = doctest.testmod(R)
     assert result.attempted >= 5 and result.failed == 0, result
+
+
+def test_importing_minirnn_leaves_scipy_until_the_reference_sigmoid_is_called():
+    """``import minirnn`` imports this module; scipy.special's import takes longer than the rest of minirnn's,
+    so it waits for the first sigmoid (which saturates without overflow, and without a warning)."""
+    code = ("import sys, warnings, numpy as np, minirnn\n"
+            "assert not [m for m in sys.modules if m.startswith('scipy')], sorted(sys.modules)\n"
+            "warnings.simplefilter('error')\n"
+            "s = minirnn.reference.sigmoid(np.array([-1e4, 0.0, 1e4]))\n"
+            "assert s.tolist() == [0.0, 0.5, 1.0], s\n"
+            "assert 'scipy.special' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=subprocess_env(), cwd=REPO_ROOT, timeout=120)
 
 
 # ------------------------------------------------------------------------------------------------------------
