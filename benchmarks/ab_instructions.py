@@ -12,6 +12,11 @@ collector off (a collection falls into one window and not the other), PYTHONHASH
 there, no address randomization (two runs of the same code then agree to about 1e-4; a change that moves the heap
 layout moves the count by up to about 1%); per step =
 (count(3n) - count(n)) / 2n, so start-up and warm-up cancel. Needs valgrind on PATH; exits 2 without it.
+
+The count is of the code paths valgrind can run: a valgrind without AVX-512 (3.19 here) hides it from the CPU
+check, so under it NumPy takes its AVX2 loops and OpenBLAS its Haswell kernels, not the SkylakeX ones a timed run
+uses. The Python around the NumPy calls is counted exactly; which of two NumPy kernels is faster is not (the tanh
+gate activation executes more instructions than base's exp-based one and takes less time).
 """
 from __future__ import annotations
 
